@@ -1,0 +1,119 @@
+"""Small shared types: the only part of `engine` that `scenes/` may import.
+
+An action is the multi-hot vector of the keys held during one tick, in the
+order of the scene's key list. Combinations (forward + turn) are actions too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+class SkyloopError(Exception):
+    """An error whose message is meant for the user: the CLI prints it without a traceback."""
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """The keys a world understands, in vector order, with their default bindings."""
+
+    names: tuple[str, ...]  # key names, e.g. ("forward", "back", "turn_left", ...)
+    bindings: Mapping[str, tuple[str, ...]]  # key name -> pygame key names, e.g. {"forward": ("w", "up")}
+
+    def __post_init__(self):
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"duplicate key names in {self.names}")
+        unknown = set(self.bindings) - set(self.names)
+        if unknown:
+            raise ValueError(f"bindings for keys that do not exist: {sorted(unknown)}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def vector(self, held: Iterable[str] | np.ndarray | None = ()) -> np.ndarray:
+        """Multi-hot uint8 vector of the held keys; accepts names or a vector."""
+        if held is None:
+            return np.zeros(len(self.names), np.uint8)
+        if isinstance(held, np.ndarray) and held.dtype != object and held.ndim == 1 and held.dtype.kind in "biu":
+            if held.shape[0] != len(self.names):
+                raise SkyloopError(f"key vector has {held.shape[0]} entries, this world has {len(self.names)} keys {list(self.names)}")
+            return (held != 0).astype(np.uint8)
+        out = np.zeros(len(self.names), np.uint8)
+        unknown = []
+        for name in held:
+            if name in self.names:
+                out[self.names.index(name)] = 1
+            else:
+                unknown.append(name)
+        if unknown:
+            raise SkyloopError(f"unknown key(s) {unknown}; this world's keys are {list(self.names)}")
+        return out
+
+    def held_names(self, vector: np.ndarray) -> list[str]:
+        return [n for n, v in zip(self.names, vector) if v]
+
+    def to_json(self) -> dict:
+        return {"names": list(self.names), "bindings": {k: list(v) for k, v in self.bindings.items()}}
+
+    @classmethod
+    def from_json(cls, obj: Mapping) -> "KeySet":
+        return cls(tuple(obj["names"]), {k: tuple(v) for k, v in obj.get("bindings", {}).items()})
+
+
+@runtime_checkable
+class Scene(Protocol):
+    """What the engine, the collector and the benchmarks drive.
+
+    Frames are uint8 H x W x 3 RGB. Same seed and same key sequence give the
+    same frames, bit for bit.
+    """
+
+    name: str
+    keyset: KeySet
+    size: tuple[int, int]  # (height, width) of the frames
+
+    def reset(self, seed: int) -> np.ndarray: ...
+
+    def step(self, keys: np.ndarray | Sequence[str]) -> np.ndarray: ...
+
+    def state(self) -> dict: ...
+
+    def close(self) -> None: ...
+
+
+def parse_size(text: str | Sequence[int]) -> tuple[int, int]:
+    """'64x96' or (64, 96) -> (64, 96) as (height, width)."""
+    if not isinstance(text, str):
+        h, w = (int(v) for v in text)
+    else:
+        parts = text.lower().replace("×", "x").split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise SkyloopError(f"frame size must look like HxW, e.g. 64x64 or 64x96, got {text!r}")
+        h, w = int(parts[0]), int(parts[1])
+    if h < 16 or w < 16 or h > 1024 or w > 1024:
+        raise SkyloopError(f"frame size {h}x{w} is out of range: each side must be 16..1024 pixels")
+    return h, w
+
+
+# Conventional bindings for common key names; anything else gets a digit key.
+_CONVENTIONAL = {
+    "forward": ("w", "up"), "back": ("s", "down"), "turn_left": ("left", "q"), "turn_right": ("right", "e"),
+    "strafe_left": ("a",), "strafe_right": ("d",), "up": ("up", "w"), "down": ("down", "s"),
+    "left": ("left", "a"), "right": ("right", "d"), "jump": ("space",), "fire": ("space",), "use": ("f",),
+}
+
+
+def default_bindings(names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Bindings for a key list: conventional ones where the name is known, digits 1-9 otherwise, no key bound twice."""
+    bindings: dict[str, tuple[str, ...]] = {}
+    used: set[str] = set()
+    digits = iter("123456789")
+    for name in names:
+        keys = [k for k in _CONVENTIONAL.get(name, ()) if k not in used]
+        if not keys:
+            keys = [d for d in digits if d not in used][:1]
+        used.update(keys)
+        bindings[name] = tuple(keys)
+    return bindings
