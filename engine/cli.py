@@ -87,6 +87,137 @@ def cmd_bench_scenes(args) -> int:
     return 0
 
 
+# ---- training ----------------------------------------------------------------
+def cmd_train(args) -> int:
+    from engine.train.run import default_command, train_world
+
+    overrides = {}
+    if args.eval_every:
+        overrides["eval_every"] = args.eval_every
+    if args.checkpoint_every:
+        overrides["checkpoint_every"] = args.checkpoint_every
+    if args.lr:
+        overrides["dynamics_lr"] = args.lr
+    train_world(args.data, args.preset, args.out, steps=args.steps, tokenizer_steps=args.tokenizer_steps, resume=args.resume,
+                run_dir=args.run_dir, batch=args.batch, device=args.device, threads=args.threads, overrides=overrides,
+                progress=not args.no_progress, command=default_command(), precision=args.precision, compile=args.compile)
+    return 0
+
+
+# ---- play / replay -------------------------------------------------------------
+DEFAULT_WORLD = Path(__file__).resolve().parent.parent / "worlds" / "maze.safetensors"
+
+
+def _sampler_overrides(args) -> dict | None:
+    over = {}
+    if getattr(args, "sampler_steps", None):
+        over["steps"] = args.sampler_steps
+    if getattr(args, "context_noise", None) is not None:
+        over["context_noise"] = args.context_noise
+    return over or None
+
+
+def _world_source(path, args):
+    from engine.play.sources import WorldSource
+    from engine.world.session import World
+
+    world = World.load(path, backend=args.backend, device=args.device, threads=args.threads, sampler=_sampler_overrides(args))
+    return WorldSource(world)
+
+
+def _play_source(args):
+    from engine.play.sources import SceneSource
+
+    if args.scene and not args.world:
+        from scenes import make_scene
+
+        size = parse_size(args.size) if args.size else (64, 64)
+        return SceneSource(make_scene(args.scene, size=size))
+    path = Path(args.world) if args.world else DEFAULT_WORLD
+    if not path.exists():
+        if args.world:
+            raise SkyloopError(f"{path}: no such world file")
+        raise SkyloopError(f"no world given and the default world {path} is missing; pass a WORLD file, or --scene maze to play a ground-truth scene")
+    return _world_source(path, args)
+
+
+def cmd_play(args) -> int:
+    import signal
+
+    from engine.play.session import PlaySession
+
+    if args.from_ and not Path(args.from_).exists():
+        raise SkyloopError(f"{args.from_}: no such image or clip")
+    if not args.headless:
+        from engine.play.window import NoDisplay, has_display
+
+        if not has_display():  # say so before loading anything, and record nothing
+            raise NoDisplay("no display to open a window on (DISPLAY is not set); add --headless to roll out a clip instead, "
+                            "e.g. skyloop play --headless --frames 300")
+    # SIGTERM ends play like Esc does: the recording is closed, not cut.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    source = _play_source(args)
+    session = PlaySession(source, context=args.from_, seed=args.seed, record_dir=args.out, tick_hz=args.tick,
+                          upscale=args.scale, gif=args.gif)
+    if args.headless:
+        from engine.play.headless import run_headless
+
+        result = run_headless(session, frames=args.frames, keys=args.keys, record=True)
+        print(f"played {result['frames']} frames headless on {result.get('backend')} ({result.get('device')}): "
+              f"model {result['model_fps']:.1f} FPS (p50 {result['model_ms_p50']:.1f} ms, p99 {result['model_ms_p99']:.1f} ms)")
+        for path in result["files"]:
+            print(f"wrote {path}")
+        print(json.dumps({k: v for k, v in result.items() if k != "files"} | {"clip": result["files"][0] if result["files"] else None}))
+        return 0
+    from engine.input.bindings import Bindings
+    from engine.play.window import PlayWindow
+
+    window = PlayWindow(session, Bindings.for_keyset(source.keyset), screenshot_dir=args.out,
+                        title=f"Skyloop - {source.name}")
+    result = window.run(record=args.record, max_seconds=args.seconds)
+    print(f"played {result['ticks']} ticks: model {result['model_fps']:.1f} FPS, display {result['display_fps']:.0f} FPS")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from engine.play.sources import SceneSource
+    from engine.record.replay import replay
+
+    def make_source(header):
+        if header.get("source") == "scene":
+            from scenes import make_scene
+
+            return SceneSource(make_scene(header["scene"], size=tuple(header.get("frame_size", (64, 64))), **header.get("scene_options", {})))
+        path = Path(args.world or header["world"])
+        args.backend = args.backend or header.get("backend", "torch")
+        if args.backend == "compile":
+            args.backend = "torch"
+        source = _world_source(path, args)
+        if source.world.sha256 != header.get("world_sha256"):
+            print(f"warning: {path} is not the world file the log was recorded with (hash differs); frames will not match")
+        return source
+
+    def reset_context(header):
+        ctx = header.get("context", {"kind": "seed"})
+        if ctx.get("kind") != "file":
+            return None
+        from engine.play.sources import file_sha256
+
+        path = Path(ctx["path"])
+        if not path.exists():
+            raise SkyloopError(f"the log starts from {path}, which is missing")
+        if file_sha256(path) != ctx.get("sha256"):
+            print(f"warning: {path} changed since the recording; frames will not match")
+        return path
+
+    report = replay(args.log, make_source, reset_context, out=args.out, scale=args.scale)
+    status = "bit-identical" if report.ok else f"DIFFERENT from tick {report.first_mismatch}"
+    print(f"replayed {report.frames} frames: {report.identical}/{report.frames} identical to the log ({status})")
+    for path in report.files:
+        print(f"wrote {path}")
+    return 0 if report.ok or args.no_check else 1
+
+
 # ---- parser ------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skyloop", description="Skyloop: a neural game engine.")
@@ -118,6 +249,59 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("check", help="verify every episode of a dataset and name the bad ones")
     q.add_argument("dir", help="dataset folder")
     q.set_defaults(func=cmd_data_check)
+
+    p = sub.add_parser("train", help="train a world (tokenizer, then dynamics) into one .safetensors bundle")
+    p.add_argument("--data", required=True, help="dataset folder (from collect or import)")
+    p.add_argument("--preset", default="small", help="tiny | small | base (default small)")
+    p.add_argument("--out", required=True, help="world file to write, e.g. worlds/maze.safetensors")
+    p.add_argument("--steps", type=int, help="dynamics steps (default: the preset's)")
+    p.add_argument("--tokenizer-steps", type=int, help="tokenizer steps (default: the preset's)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--run-dir", help="folder for checkpoints, metrics and strips (default runs/<out name>)")
+    p.add_argument("--batch", type=int, help="global batch size of both phases (default: the preset's)")
+    p.add_argument("--lr", type=float, help="peak learning rate of the dynamics phase (default: the preset's)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes)")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations (default: the preset's)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: the preset's)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="auto: bf16 autocast on CUDA and on CPUs with AMX, fp32 elsewhere (default auto)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the dynamics training step (worth it for long runs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to the run folder)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("play", help="play a world in a window (or --headless: roll out a clip)")
+    p.add_argument("world", nargs="?", help=f"world file (default {DEFAULT_WORLD.relative_to(DEFAULT_WORLD.parent.parent)})")
+    p.add_argument("--scene", help="play a ground-truth scene through the same loop (no world needed)")
+    p.add_argument("--from", dest="from_", metavar="IMAGE|CLIP", help="start from a picture or continue a clip (mp4, npy, npz)")
+    p.add_argument("--backend", default="torch", choices=["torch", "compile", "onnx"], help="how to run the world (default torch)")
+    p.add_argument("--device", help="cpu or cuda (default: cpu for torch, CUDA when usable for onnx)")
+    p.add_argument("--threads", type=int, help="CPU threads for the model")
+    p.add_argument("--tick", type=float, help="model ticks per second (default: the world's, 15)")
+    p.add_argument("--seed", type=int, default=0, help="scene start and sampler seed (default 0)")
+    p.add_argument("--size", help="frame size HxW for --scene (default 64x64)")
+    p.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
+    p.add_argument("--context-noise", type=float, help="noise level of generated frames in the context (default: the world's)")
+    p.add_argument("--headless", action="store_true", help="no window: play --frames ticks and write the clip")
+    p.add_argument("--frames", type=int, default=300, help="ticks to play with --headless (default 300)")
+    p.add_argument("--keys", default="random", help="--headless keys: random, or a file (.txt/.csv/.jsonl, one row per tick)")
+    p.add_argument("--record", action="store_true", help="start recording at once (R toggles it in the window)")
+    p.add_argument("--out", default="recordings", help="folder for clips, logs and screenshots (default recordings)")
+    p.add_argument("--scale", type=int, default=0, help="also write an upscaled MP4 copy, e.g. --scale 8")
+    p.add_argument("--gif", action="store_true", help="also write a GIF of each recording")
+    p.add_argument("--seconds", type=float, help="close the window after this many seconds")
+    p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser("replay", help="regenerate a recording from its action log and check it is bit-identical")
+    p.add_argument("log", help="action log (.jsonl) written next to a recording")
+    p.add_argument("--world", help="world file to use instead of the one named in the log")
+    p.add_argument("--backend", choices=["torch", "onnx"], help="backend (default: the one in the log)")
+    p.add_argument("--device", help="device (default cpu)")
+    p.add_argument("--threads", type=int, help="CPU threads for the model")
+    p.add_argument("--out", help="re-encode the regenerated frames to this MP4")
+    p.add_argument("--scale", type=int, default=1, help="upscale factor for --out (default 1)")
+    p.add_argument("--no-check", action="store_true", help="exit 0 even when frames differ")
+    p.set_defaults(func=cmd_replay, sampler_steps=None, context_noise=None)
 
     p = sub.add_parser("scenes", help="list the built-in scenes and their keys")
     p.set_defaults(func=cmd_scenes)

@@ -13,22 +13,8 @@ from collections import deque
 
 import numpy as np
 
+from engine.actions import StickyRandom
 from engine.types import KeySet
-
-
-class StickyRandom:
-    """Holds a random key combination for a geometric number of ticks (mean `hold`)."""
-
-    def __init__(self, keyset: KeySet, combos: list[tuple[str, ...]], rng: np.random.Generator, hold: float = 6.0):
-        self.vectors = [keyset.vector(c) for c in combos]
-        self.rng = rng
-        self.p_change = 1.0 / hold
-        self.current = self.vectors[rng.integers(len(self.vectors))]
-
-    def act(self, scene) -> np.ndarray:
-        if self.rng.random() < self.p_change:
-            self.current = self.vectors[self.rng.integers(len(self.vectors))]
-        return self.current
 
 
 def _bfs_path(free: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]]:

@@ -157,7 +157,7 @@ def test_import_bad_action_file_leaves_nothing(tmp_path, content, match):
     src.mkdir()
     np.save(src / "a.npy", _frames(2))
     (src / "a.csv").write_text(content)
-    with pytest.raises(DataImportError, match=match):
+    with pytest.raises(SkyloopError, match=match):
         import_dataset(src, tmp_path / "out", key_names=["forward"])
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["src"]
@@ -179,7 +179,7 @@ def test_import_unknown_key_is_named(tmp_path):
     src.mkdir()
     np.save(src / "a.npy", _frames(2))
     (src / "a.jsonl").write_text('{"keys": []}\n{"keys": ["warp"]}\n')
-    with pytest.raises(DataImportError, match="warp"):
+    with pytest.raises(SkyloopError, match="warp"):
         import_dataset(src, tmp_path / "out", key_names=["forward"])
 
 

@@ -20,7 +20,6 @@ failed import leaves nothing behind.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.actions import read_action_rows, rows_to_keys
 from engine.data.dataset import Dataset, EpisodeEntry, Manifest
 from engine.data.episodes import write_episode
 from engine.frames import area_resize
@@ -40,95 +40,6 @@ SIDECARS = (".keys.npy", ".actions.npy", ".csv", ".jsonl")
 
 class DataImportError(SkyloopError):
     """A recording that cannot be imported; the message names the file and the problem."""
-
-
-# ---- action files ----------------------------------------------------------
-def _names_from_cell(cell: str) -> list[str]:
-    cell = cell.strip()
-    if not cell:
-        return []
-    for sep in ("+", "|", ";", " "):
-        if sep in cell:
-            return [p for p in (s.strip() for s in cell.split(sep)) if p]
-    return [cell]
-
-
-def read_action_rows(path: Path) -> tuple[list, list[str] | None]:
-    """Rows from a CSV or JSONL action file: each a list of names, a 0/1 list, or an int action.
-
-    Returns (rows, key names the file declares or None).
-    """
-    text = path.read_text()
-    if not text.strip():
-        raise DataImportError(f"{path}: action file is empty")
-    rows: list = []
-    declared: list[str] | None = None
-    if path.suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames:
-            raise DataImportError(f"{path}: CSV has no header row")
-        fields = [f.strip() for f in reader.fieldnames]
-        key_cols = [f for f in fields if f not in ("tick", "frame", "time", "keys", "action")]
-        for i, row in enumerate(reader):
-            row = {k.strip(): (v or "") for k, v in row.items() if k is not None}
-            if "tick" in row and row["tick"].strip() and int(row["tick"]) != i:
-                raise DataImportError(f"{path}: row {i + 2} has tick {row['tick']}, expected {i} (one row per frame, in order)")
-            if "keys" in fields:
-                rows.append(_names_from_cell(row["keys"]))
-            elif "action" in fields:
-                rows.append(int(row["action"]))
-            elif key_cols:
-                rows.append([int(float(row[k] or 0)) for k in key_cols])
-            else:
-                raise DataImportError(f"{path}: CSV needs a 'keys' column, an 'action' column or one column per key")
-        if key_cols and "keys" not in fields and "action" not in fields:
-            declared = key_cols
-    elif path.suffix == ".jsonl":
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataImportError(f"{path}: line {n} is not JSON ({exc})") from exc
-            if "header" in obj:
-                names = obj["header"].get("keys")
-                if isinstance(names, dict):
-                    names = names.get("names")
-                declared = list(names) if names else declared
-                continue
-            if "keys" in obj:
-                rows.append(list(obj["keys"]))
-            elif "action" in obj:
-                rows.append(int(obj["action"]))
-            else:
-                raise DataImportError(f"{path}: line {n} has neither 'keys' nor 'action'")
-    else:
-        raise DataImportError(f"{path}: unknown action file type (use .csv or .jsonl)")
-    if not rows:
-        raise DataImportError(f"{path}: action file has no rows")
-    return rows, declared
-
-
-def rows_to_keys(rows: list, names: list[str], where: str) -> np.ndarray:
-    out = np.zeros((len(rows), len(names)), np.uint8)
-    for t, row in enumerate(rows):
-        if isinstance(row, int):
-            if not 0 <= row <= len(names):
-                raise DataImportError(f"{where}: row {t} has action {row}, but there are only {len(names)} keys (0 = none)")
-            if row:
-                out[t, row - 1] = 1
-        elif row and all(isinstance(v, (int, bool)) for v in row):
-            if len(row) != len(names):
-                raise DataImportError(f"{where}: row {t} has {len(row)} key values, expected {len(names)} ({names})")
-            out[t] = np.asarray(row, np.uint8) != 0
-        else:
-            unknown = [v for v in row if v not in names]
-            if unknown:
-                raise DataImportError(f"{where}: row {t} holds unknown key(s) {unknown}; keys are {names}")
-            for v in row:
-                out[t, names.index(v)] = 1
-    return out
 
 
 # ---- sources -----------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""The KV cache of the dynamics model: a ring of W frames, allocated once and written in place.
+
+Frame t lives in slot t mod W. Predicting frame t attends to every filled slot
+(frames t-W..t-1). Committing frame t into the context attends to the slots of
+frames t-W+1..t-1 (not the one it is about to replace) and to itself, which is
+exactly the attention pattern the model was trained with (two_stream_mask).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.dynamics.model import Dynamics, DynamicsConfig
+
+
+class KVCache:
+    def __init__(self, cfg: DynamicsConfig, batch: int, device, dtype=torch.float32):
+        shape = (cfg.depth, batch, cfg.heads, cfg.cache_tokens, cfg.head_dim)
+        self.cfg = cfg
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.bias = torch.full((batch, cfg.cache_tokens), float("-inf"), device=device, dtype=dtype)
+        self.commit_bias = self.bias.clone()  # scratch: bias with the slot being replaced masked
+
+    def clear(self) -> None:
+        self.bias.fill_(float("-inf"))
+
+    def slot(self, time: int) -> slice:
+        n = self.cfg.tokens_per_frame
+        s = time % self.cfg.context
+        return slice(s * n, (s + 1) * n)
+
+    def bias_for_commit(self, time: int) -> torch.Tensor:
+        self.commit_bias.copy_(self.bias)
+        self.commit_bias[:, self.slot(time)] = float("-inf")
+        return self.commit_bias
+
+    def write(self, time: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        s = self.slot(time)
+        self.k[:, :, :, s] = k  # in place: memory does not grow with the number of steps
+        self.v[:, :, :, s] = v
+        self.bias[:, s] = 0.0
+
+
+class TorchStepper:
+    """Runs the dynamics model one frame at a time against a KVCache (numpy in, numpy out)."""
+
+    def __init__(self, dynamics: Dynamics, batch: int, device="cpu"):
+        self.model = dynamics
+        self.device = torch.device(device)
+        self.cache = KVCache(dynamics.cfg, batch, self.device)
+        self.batch = batch
+
+    def _inputs(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int):
+        b = tokens.shape[0]
+        return (
+            torch.from_numpy(np.ascontiguousarray(tokens, np.float32)).to(self.device),
+            torch.full((b,), float(sigma), device=self.device),
+            torch.from_numpy(np.ascontiguousarray(keys, np.float32)).to(self.device),
+            torch.full((b,), int(time), dtype=torch.long, device=self.device),
+        )
+
+    @torch.inference_mode()
+    def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> np.ndarray:
+        """Clean-token estimate for frame `time` from its noisy tokens; the cache is read, not written."""
+        x, s, k, t = self._inputs(tokens, sigma, keys, time)
+        out, _, _ = self.model.step(x, s, k, t, self.cache.k, self.cache.v, self.cache.bias)
+        return out.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
+        """Puts frame `time` (tokens at noise level sigma) into the context."""
+        x, s, k, t = self._inputs(tokens, sigma, keys, time)
+        _, new_k, new_v = self.model.step(x, s, k, t, self.cache.k, self.cache.v, self.cache.bias_for_commit(time))
+        self.cache.write(time, new_k, new_v)
+
+    def clear(self) -> None:
+        self.cache.clear()

@@ -1,0 +1,260 @@
+"""Action-conditioned block-causal transformer over latent patches.
+
+Every frame is a block of N tokens (latent patches). Attention is full inside a
+frame and causal across frames, limited to a window of W frames. Each frame is
+conditioned, through adaptive layer norm, on the keys held in the tick that
+produced it and on the noise level of its tokens.
+
+Training runs two streams over a window of W + 1 frames (teacher forcing, all
+targets at once):
+- context copies of frames 0..W-1, lightly noised (the noise level is given to
+  the model: GameNGen's defence against drift), each attending to the context
+  copies of itself and the frames before it;
+- target copies of frames 1..W, noised at a random flow-matching level, each
+  attending to the context copies of the frames before it and to itself.
+The model predicts the clean tokens of every target copy.
+
+Inference with a KV cache computes exactly the same function: the context
+stream is the cache, one frame committed per tick, and a new frame's tokens
+attend to the cache and to themselves. `step` is the one-frame function that
+is exported to ONNX, with the cache as explicit inputs and the new entries as
+outputs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange, repeat
+
+
+@dataclass
+class DynamicsConfig:
+    token_dim: int = 64  # D: size of one latent patch (tokenizer's C * p * p)
+    token_grid: tuple[int, int] = (4, 4)  # tokens of one frame as (rows, cols); N = rows * cols
+    num_keys: int = 6  # K: length of the held-keys vector
+    context: int = 8  # W: frames of context the model attends to
+    width: int = 256  # transformer width
+    depth: int = 6  # transformer blocks
+    heads: int = 4  # attention heads
+    mlp_ratio: float = 4.0  # MLP hidden size / width
+    rope_period: int = 256  # temporal positions are taken modulo this; RoPE frequencies are exact multiples of 2*pi/period
+    max_context_noise: float = 0.5  # training: context noise levels are drawn from U(0, this) per frame
+    p_full_noise: float = 0.25  # training: share of target frames at noise level 1 (what the first sampler step sees)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.token_grid[0] * self.token_grid[1]
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def cache_tokens(self) -> int:
+        return self.context * self.tokens_per_frame
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "DynamicsConfig":
+        obj = dict(obj)
+        obj["token_grid"] = tuple(obj["token_grid"])
+        return cls(**obj)
+
+
+def sigma_features(sigma: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of noise levels in [0, 1]: [...] -> [..., dim]."""
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, device=sigma.device, dtype=torch.float32) * (-math.log(1000.0) / half))
+    angles = sigma.float()[..., None] * 1000.0 * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class TemporalRope(nn.Module):
+    """Rotary embedding of frame time on the first half of each head's dimensions.
+
+    Frequencies are 2*pi*m/P for integers m, so time t and t + P rotate alike and
+    positions can be taken modulo P: long rollouts keep small, exact angles.
+    """
+
+    def __init__(self, head_dim: int, period: int):
+        super().__init__()
+        n = head_dim // 4  # rotate pairs in the first half of the head dims
+        multiples = torch.round(torch.logspace(0, math.log10(period / 2), n)).clamp(1, period // 2)
+        angles = 2 * math.pi * torch.arange(period)[:, None] * multiples[None, :] / period  # [P, n]
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+        self.n = n
+        self.period = period
+
+    def forward(self, x: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """x [B, H, L, hd]; times [B, L] integer frame times."""
+        idx = torch.remainder(times, self.period)
+        cos, sin = self.cos[idx][:, None], self.sin[idx][:, None]  # [B, 1, L, n]
+        n = self.n
+        x1, x2, rest = x[..., :n], x[..., n:2 * n], x[..., 2 * n:]
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        d = cfg.width
+        self.heads = cfg.heads
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.q_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6)  # qk-norm: stable attention logits without warm-up tricks
+        self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.modulation = nn.Linear(d, 6 * d)  # adaLN: shift/scale/gate for attention and MLP, from the frame's conditioning
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def qkv_heads(self, h: torch.Tensor, rope: TemporalRope, times: torch.Tensor):
+        q, k, v = rearrange(self.qkv(h), "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        q, k = rope(self.q_norm(q), times), rope(self.k_norm(k), times)
+        return q, k, v
+
+    def forward(self, x, cond, rope, times, mask=None, cache_k=None, cache_v=None, cache_bias=None):
+        """x [B, F*N, d] tokens of F frames; cond [B, F, d] one conditioning vector per frame.
+
+        Without a cache: attention over x under `mask` [F*N, F*N] (bool, True = may attend).
+        With a cache: x is one frame; it attends to the cache (where cache_bias is 0) and to itself.
+        Returns (x, k, v) with this call's keys and values [B, H, F*N, hd].
+        """
+        frames = cond.shape[1]
+        # Modulation is computed once per frame and broadcast over its tokens: 6*d*d FLOPs per frame, not per token.
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, :, None].chunk(6, dim=-1)  # [B, F, 1, d] each
+
+        def per_frame(t):
+            return rearrange(t, "b (f n) d -> b f n d", f=frames)
+
+        def per_token(t):
+            return rearrange(t, "b f n d -> b (f n) d")
+
+        h = per_token(per_frame(self.norm1(x)) * (1 + scale1) + shift1)
+        q, k, v = self.qkv_heads(h, rope, times)
+        if cache_k is None:
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            keys = torch.cat([cache_k, k], dim=2)  # [B, H, S + N, hd]: cached frames, then this frame
+            values = torch.cat([cache_v, v], dim=2)
+            bias = torch.cat([cache_bias, torch.zeros_like(cache_bias[:, :1]).expand(-1, k.shape[2])], dim=1)
+            att = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias[:, None, None, :])
+        x = x + per_token(gate1 * per_frame(self.proj(rearrange(att, "b h l d -> b l (h d)"))))
+        h = per_token(per_frame(self.norm2(x)) * (1 + scale2) + shift2)
+        x = x + per_token(gate2 * per_frame(self.mlp(h)))
+        return x, k, v
+
+
+class Dynamics(nn.Module):
+    """Predicts clean latent tokens of a frame from its noisy tokens, the frames before it and the keys held."""
+
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.width
+        self.token_in = nn.Linear(cfg.token_dim, d)
+        self.spatial_pos = nn.Parameter(torch.randn(cfg.tokens_per_frame, d) * 0.02)
+        self.keys_in = nn.Linear(cfg.num_keys, d)  # multi-hot: the sum of the held keys' embeddings
+        self.sigma_in = nn.Sequential(nn.Linear(128, d), nn.SiLU(), nn.Linear(d, d))
+        self.rope = TemporalRope(cfg.head_dim, cfg.rope_period)
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
+        self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.modulation_out = nn.Linear(d, 2 * d)
+        self.token_out = nn.Linear(d, cfg.token_dim)
+        for layer in (self.modulation_out, self.token_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    # ---- shared pieces -----------------------------------------------------
+    def frame_conditioning(self, keys: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """keys [B, F, K], sigma [B, F] -> [B, F, d]."""
+        return F.silu(self.keys_in(keys.float()) + self.sigma_in(sigma_features(sigma, 128)))
+
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, F, N, D] -> [B, F*N, d]."""
+        x = self.token_in(tokens) + self.spatial_pos
+        return rearrange(x, "b f n d -> b (f n) d")  # tokens of all frames in one sequence
+
+    def _out(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """x [B, F*N, d], cond [B, F, d] -> clean-token predictions [B, F, N, D]."""
+        shift, scale = self.modulation_out(cond)[:, :, None].chunk(2, dim=-1)
+        h = rearrange(self.norm_out(x), "b (f n) d -> b f n d", f=cond.shape[1]) * (1 + scale) + shift
+        return self.token_out(h)
+
+    # ---- full sequence (training, and the reference for the cached step) ----
+    def forward_frames(self, tokens, sigma, keys, times, frame_mask):
+        """tokens [B, F, N, D], sigma [B, F], keys [B, F, K], times [B, F] (int), frame_mask [F, F] bool.
+
+        Returns predicted clean tokens [B, F, N, D] of every frame.
+        """
+        b, f, n, _ = tokens.shape
+        x = self._embed(tokens)
+        cond = self.frame_conditioning(keys, sigma)  # [B, F, d]
+        token_times = repeat(times, "b f -> b (f n)", n=n)
+        mask = repeat(frame_mask, "f g -> (f n) (g m)", n=n, m=n)  # block structure: frames attend as wholes
+        for block in self.blocks:
+            x, _, _ = block(x, cond, self.rope, token_times, mask=mask)
+        return self._out(x, cond)
+
+    def forward(self, context_tokens, context_sigma, target_tokens, target_sigma, keys):
+        """Training pass over a window of W + 1 frames.
+
+        context_tokens [B, W, N, D]: noisy frames 0..W-1 at levels context_sigma [B, W];
+        target_tokens  [B, W, N, D]: noisy frames 1..W at levels target_sigma [B, W];
+        keys [B, W + 1, K]: keys[:, t] produced frame t.
+        Returns predicted clean tokens of frames 1..W, [B, W, N, D].
+        """
+        w = context_tokens.shape[1]
+        times = torch.arange(w + 1, device=keys.device)
+        all_times = torch.cat([times[:w], times[1:]])[None].expand(keys.shape[0], -1)
+        tokens = torch.cat([context_tokens, target_tokens], dim=1)
+        sigma = torch.cat([context_sigma, target_sigma], dim=1)
+        frame_keys = torch.cat([keys[:, :w], keys[:, 1:]], dim=1)
+        out = self.forward_frames(tokens, sigma, frame_keys, all_times, two_stream_mask(w, w, keys.device))
+        return out[:, w:]
+
+    # ---- one frame with a KV cache (inference, ONNX) ------------------------
+    def step(self, tokens, sigma, keys, time, cache_k, cache_v, cache_bias):
+        """One frame against the KV cache.
+
+        tokens [B, N, D] noisy tokens at level sigma [B]; keys [B, K]; time [B] (int64 frame time);
+        cache_k, cache_v [L, B, H, S, hd] (post-RoPE keys and values of cached frames);
+        cache_bias [B, S]: 0 where a cached token may be attended to, -inf where not.
+        Returns (clean tokens [B, N, D], new keys [L, B, H, N, hd], new values [L, B, H, N, hd]).
+        """
+        n = tokens.shape[1]
+        x = self._embed(tokens[:, None])
+        cond = self.frame_conditioning(keys[:, None], sigma[:, None])  # [B, 1, d]
+        token_times = repeat(time, "b -> b n", n=n)
+        new_k, new_v = [], []
+        for i, block in enumerate(self.blocks):
+            x, k, v = block(x, cond, self.rope, token_times, cache_k=cache_k[i], cache_v=cache_v[i], cache_bias=cache_bias)
+            new_k.append(k)
+            new_v.append(v)
+        return self._out(x, cond)[:, 0], torch.stack(new_k), torch.stack(new_v)
+
+
+def two_stream_mask(n_context: int, n_target: int, device=None) -> torch.Tensor:
+    """Frame-level mask [C + T, C + T] (True = may attend) for context frames at times 0..C-1 and
+    target frames at times 1..T, window C: the pattern the KV cache reproduces.
+
+    Context frame i sees context frames i-C+1..i; target frame t sees context frames t-C..t-1 and itself.
+    """
+    c = torch.arange(n_context, device=device)
+    t = torch.arange(1, n_target + 1, device=device)
+    window = n_context
+    ctx_ctx = (c[None, :] <= c[:, None]) & (c[None, :] > c[:, None] - window)
+    tgt_ctx = (c[None, :] < t[:, None]) & (c[None, :] >= t[:, None] - window)
+    top = torch.cat([ctx_ctx, torch.zeros(n_context, n_target, dtype=torch.bool, device=device)], dim=1)
+    bottom = torch.cat([tgt_ctx, torch.eye(n_target, dtype=torch.bool, device=device)], dim=1)
+    return torch.cat([top, bottom], dim=0)

@@ -1,0 +1,54 @@
+"""Autoregressive generation over latent tokens: the sampler driving a one-frame stepper.
+
+A stepper (torch or ONNX Runtime) owns the KV cache and offers
+`denoise(tokens, sigma, keys, time) -> clean tokens` and
+`commit(tokens, sigma, keys, time)`. This class knows tokens only: pixels are
+converted at the edges, by the world session.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.dynamics.sampler import FlowSampler
+
+
+class Rollout:
+    def __init__(self, stepper, sampler: FlowSampler, tokens_shape: tuple[int, int, int], num_keys: int):
+        self.stepper = stepper
+        self.sampler = sampler
+        self.shape = tokens_shape  # (B, N, D)
+        self.num_keys = num_keys
+        self.time = 0
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, context_tokens: np.ndarray, context_keys: np.ndarray | None = None, seed: int = 0) -> None:
+        """context_tokens [B, T, N, D] of real frames, committed clean at times 0..T-1."""
+        b, t = context_tokens.shape[:2]
+        if context_keys is None:
+            context_keys = np.zeros((b, t, self.num_keys), np.float32)
+        self.stepper.clear()
+        self.rng = np.random.default_rng(seed)
+        for i in range(t):
+            self.stepper.commit(context_tokens[:, i], 0.0, context_keys[:, i], i)
+        self.time = t
+
+    def step(self, keys: np.ndarray) -> np.ndarray:
+        """Generates the next frame's clean tokens [B, N, D] for keys [B, K] and puts it into the context."""
+        t = self.time
+        keys = np.asarray(keys, np.float32)
+        x0 = self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng)
+        ctx_tokens, ctx_sigma = self.sampler.context_version(x0, self.rng)
+        self.stepper.commit(ctx_tokens, ctx_sigma, keys, t)
+        self.time = t + 1
+        return x0
+
+    def predict(self, keys: np.ndarray) -> np.ndarray:
+        """The next frame's tokens without committing them (for teacher forcing: commit the real frame instead)."""
+        t = self.time
+        keys = np.asarray(keys, np.float32)
+        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng)
+
+    def commit_real(self, tokens: np.ndarray, keys: np.ndarray) -> None:
+        """Puts a real frame into the context (clean), advancing time."""
+        self.stepper.commit(tokens, 0.0, np.asarray(keys, np.float32), self.time)
+        self.time += 1

@@ -1,0 +1,86 @@
+"""Training settings and the named presets (`--preset tiny|small|base`), each a small dataclass."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from engine.dynamics.model import DynamicsConfig
+from engine.dynamics.sampler import SamplerConfig
+from engine.tokenizer.model import TokenizerConfig
+from engine.types import SkyloopError
+
+
+@dataclass
+class TrainConfig:
+    tokenizer_steps: int = 4000  # optimizer steps of the tokenizer phase
+    dynamics_steps: int = 12000  # optimizer steps of the dynamics phase
+    tokenizer_batch: int = 32  # frames per tokenizer step (global: split across DDP ranks)
+    dynamics_batch: int = 32  # windows of context + 1 frames per dynamics step (global)
+    tokenizer_lr: float = 1e-3  # peak learning rate, cosine decay after warm-up
+    dynamics_lr: float = 6e-4  # peak learning rate, cosine decay after warm-up
+    warmup: int = 200  # linear warm-up steps of each phase
+    weight_decay: float = 0.02  # AdamW weight decay of the dynamics model (the tokenizer uses none)
+    grad_clip: float = 1.0  # max gradient norm
+    ema: float = 0.999  # EMA decay of the dynamics weights that get saved (0 = off)
+    eval_every: int = 1000  # steps between evaluations (held-out PSNR, PNG strip)
+    checkpoint_every: int = 250  # steps between checkpoints (atomic; --resume continues from the last)
+    holdout: float = 0.05  # share of episodes held out for evaluation (at least one)
+    seed: int = 0  # seeds weight init, batch sampling and noise
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "TrainConfig":
+        return cls(**obj)
+
+
+@dataclass
+class Preset:
+    name: str  # preset name
+    about: str  # one line for --help
+    tokenizer: TokenizerConfig  # frame_size is replaced by the dataset's
+    dynamics: DynamicsConfig  # token and key sizes are replaced by the tokenizer's and the dataset's
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # default sampler stored in the bundle
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def for_data(self, frame_size: tuple[int, int], num_keys: int) -> "Preset":
+        """The preset fitted to a dataset: frame size, token sizes and key count filled in."""
+        tok = replace(self.tokenizer, frame_size=tuple(frame_size))
+        try:
+            tok.check()
+        except ValueError as exc:
+            raise SkyloopError(f"preset {self.name}: {exc}; collect at a size that divides, e.g. 64x64 or 64x96") from exc
+        dyn = replace(self.dynamics, token_dim=tok.token_dim, token_grid=tok.token_grid, num_keys=num_keys)
+        return replace(self, tokenizer=tok, dynamics=dyn)
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        "tiny", "for tests: trains in seconds on a CPU",
+        TokenizerConfig(pixel_patch=4, widths=(32,), blocks=1, latent_channels=8, patch=2),
+        DynamicsConfig(context=4, width=64, depth=2, heads=2),
+        SamplerConfig(steps=1),
+        TrainConfig(tokenizer_steps=150, dynamics_steps=150, tokenizer_batch=16, dynamics_batch=16, tokenizer_lr=3e-3,
+                    dynamics_lr=2e-3, warmup=20, ema=0.0, eval_every=100, checkpoint_every=50),
+    ),
+    "small": Preset(
+        "the shipped worlds: >= 30 FPS on 2 CPU cores with ONNX Runtime",
+        TokenizerConfig(pixel_patch=4, widths=(96, 160), blocks=1, latent_channels=16, patch=2),
+        DynamicsConfig(context=8, width=256, depth=6, heads=4),
+        SamplerConfig(steps=2),
+        TrainConfig(),
+    ),
+    "base": Preset(
+        "for a GPU: 128x128 frames, more tokens, a deeper model",
+        TokenizerConfig(pixel_patch=4, widths=(128, 256, 256), blocks=2, latent_channels=32, patch=1),
+        DynamicsConfig(context=16, width=512, depth=12, heads=8),
+        SamplerConfig(steps=2),
+        TrainConfig(tokenizer_steps=20000, dynamics_steps=60000, tokenizer_batch=64, dynamics_batch=64, dynamics_lr=4e-4),
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise SkyloopError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    return PRESETS[name]

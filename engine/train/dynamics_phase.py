@@ -1,0 +1,224 @@
+"""Phase 2: the dataset is encoded once; the dynamics model learns next-frame prediction
+with flow matching on the targets and noise-augmented context (two-stream teacher forcing)."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.dynamics.model import Dynamics
+from engine.tokenizer.model import Tokenizer
+from engine.train.checkpoint import flatten_optimizer, restore_optimizer, restore_rng, rng_state, save_checkpoint
+from engine.train.evaluate import evaluate_dynamics
+from engine.train.run import RunContext, lr_at
+from engine.train.tokenizer_phase import checkpoint_meta
+
+
+def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
+    digest = hashlib.sha256()
+    for name, value in sorted(tokenizer.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def encode_episodes(tokenizer: Tokenizer, episodes, device, batch: int = 256) -> list[np.ndarray]:
+    tokenizer.eval()
+    out = []
+    for frames, _ in episodes:
+        parts = [tokenizer.encode(torch.from_numpy(frames[i:i + batch]).to(device)).cpu() for i in range(0, len(frames), batch)]
+        out.append(torch.cat(parts).to(torch.float16).numpy())
+    return out
+
+
+def load_or_encode_latents(ctx: RunContext, tokenizer: Tokenizer) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Token arrays [T, N, D] (float16) for the train and held-out episodes, cached in the run folder."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    path = ctx.run_dir / "latents.safetensors"
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    n_train, n_hold = len(ctx.train_episodes), len(ctx.holdout_episodes)
+
+    def read():
+        with safe_open(str(path), framework="np") as fh:
+            meta = fh.metadata() or {}
+            if meta.get("tokenizer") != fingerprint or meta.get("episodes") != f"{n_train}+{n_hold}":
+                return None
+            return [fh.get_tensor(f"train.{i}") for i in range(n_train)], [fh.get_tensor(f"holdout.{i}") for i in range(n_hold)]
+
+    cached = read() if path.exists() else None
+    if cached is None:
+        if ctx.dist.main:
+            start = time.perf_counter()
+            train = encode_episodes(tokenizer, ctx.train_episodes, ctx.dist.device)
+            hold = encode_episodes(tokenizer, ctx.holdout_episodes, ctx.dist.device)
+            tensors = {f"train.{i}": t for i, t in enumerate(train)} | {f"holdout.{i}": t for i, t in enumerate(hold)}
+            tmp = path.with_name(path.name + ".tmp")
+            save_file(tensors, str(tmp), metadata={"tokenizer": fingerprint, "episodes": f"{n_train}+{n_hold}"})
+            tmp.replace(path)
+            frames = sum(len(t) for t in train) + sum(len(t) for t in hold)
+            ctx.say(f"encoded {frames} frames to latent tokens in {time.perf_counter() - start:.0f} s ({path})")
+        ctx.dist.barrier()
+        cached = read()
+    return cached
+
+
+class WindowSampler:
+    """Uniform random windows of `length` consecutive frames over all episodes."""
+
+    def __init__(self, tokens: list[np.ndarray], keys: list[np.ndarray], length: int):
+        self.tokens, self.keys, self.length = tokens, keys, length
+        counts = np.array([max(0, len(t) - length + 1) for t in tokens])
+        if counts.sum() == 0:
+            raise ValueError(f"no episode is long enough for windows of {length} frames")
+        self.cum = np.cumsum(counts)
+
+    def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        flat = rng.integers(0, self.cum[-1], batch)
+        ep = np.searchsorted(self.cum, flat, side="right")
+        start = flat - np.concatenate([[0], self.cum[:-1]])[ep]
+        toks = np.stack([self.tokens[e][s:s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
+        keys = np.stack([self.keys[e][s:s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
+        return toks, keys
+
+
+def noisy(x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Flow-matching interpolation x_sigma = (1 - sigma) x + sigma noise, sigma per frame [B, F]."""
+    s = sigma[..., None, None]
+    return (1 - s) * x + s * noise
+
+
+def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
+    cfg, dist, dcfg = ctx.cfg, ctx.dist, ctx.preset.dynamics
+    train_tokens, hold_tokens = load_or_encode_latents(ctx, tokenizer)
+    train_keys = [k for _, k in ctx.train_episodes]
+    sampler = WindowSampler(train_tokens, train_keys, dcfg.context + 1)
+    dynamics = Dynamics(dcfg).to(dist.device)
+    ema = copy.deepcopy(dynamics).eval() if cfg.ema > 0 else None
+    model = dist.wrap(dynamics)
+    if ctx.compile:
+        ctx.say("dynamics: compiling the training step (a minute or two)")
+        model = torch.compile(model)
+    decay, no_decay = [], []
+    for name, p in dynamics.named_parameters():
+        (no_decay if p.ndim < 2 or "pos" in name else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=cfg.dynamics_lr, betas=(0.9, 0.95))
+    rng = np.random.default_rng([cfg.seed, dist.rank, 2])
+    start = 0
+    if state is not None:
+        tensors, meta = state
+        dynamics.load_state_dict({k[len("dynamics."):]: v for k, v in tensors.items() if k.startswith("dynamics.")})
+        if ema is not None:
+            ema.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+        restore_optimizer(opt, tensors, "opt", meta["opt_groups"])
+        restore_rng(tensors, meta["rng"], rng)
+        start = meta["step"]
+        ctx.say(f"dynamics: resuming at step {start}")
+    n_params = sum(p.numel() for p in dynamics.parameters())
+    ctx.say(f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames")
+    total = cfg.dynamics_steps
+    local = dist.local_batch(cfg.dynamics_batch)
+    w = dcfg.context
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=start, desc="dynamics", unit="step", disable=not ctx.progress, mininterval=1.0, dynamic_ncols=True)
+    tick, seen = time.perf_counter(), 0
+    metrics: dict = {}
+
+    def save(step: int, phase: str = "dynamics") -> None:
+        if not dist.main:
+            return
+        opt_tensors, groups = flatten_optimizer(opt, "opt")
+        rng_t, rng_m = rng_state(rng)
+        tensors = ({f"tokenizer.{k}": v for k, v in tokenizer.state_dict().items()}
+                   | {f"dynamics.{k}": v for k, v in dynamics.state_dict().items()}
+                   | ({f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else {})
+                   | opt_tensors | rng_t)
+        save_checkpoint(ctx.run_dir / "checkpoint.safetensors", tensors, checkpoint_meta(ctx, phase, step, {"opt_groups": groups, "rng": rng_m}))
+
+    if start == 0 and dist.main:
+        save(0)  # the tokenizer is done: a kill from here on does not redo it
+    for step in range(start, total):
+        lr = lr_at(step, total, cfg.dynamics_lr, cfg.warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        toks, keys = sampler.sample(rng, local)
+        x = torch.from_numpy(toks).to(dist.device)  # [B, W+1, N, D]
+        k = torch.from_numpy(keys).to(dist.device)
+        b = x.shape[0]
+        ctx_sigma = torch.rand(b, w, device=dist.device) * dcfg.max_context_noise
+        tgt_sigma = torch.where(torch.rand(b, w, device=dist.device) < dcfg.p_full_noise,
+                                torch.ones(b, w, device=dist.device), torch.rand(b, w, device=dist.device))
+        context = noisy(x[:, :w], ctx_sigma, torch.randn_like(x[:, :w]))
+        target_clean = x[:, 1:]
+        target = noisy(target_clean, tgt_sigma, torch.randn_like(target_clean))
+        with ctx.autocast():
+            pred = model(context, ctx_sigma, target, tgt_sigma, k)
+        loss = (pred.float() - target_clean).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dynamics.parameters(), cfg.grad_clip)
+        opt.step()
+        if ema is not None:  # EMA with warm-up: early on the average follows the weights closely
+            decay = min(cfg.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                torch._foreach_lerp_(list(ema.parameters()), list(dynamics.parameters()), 1 - decay)
+        seen += b * dist.world
+        if (step + 1) % 25 == 0 or step + 1 == total:
+            now = time.perf_counter()
+            rate = seen * (w + 1) / (now - tick)  # frames per second through the model
+            tick, seen = now, 0
+            loss_v = dist.mean(loss.item())
+            bar.set_postfix(loss=f"{loss_v:.4f}", frames_s=f"{rate:.0f}")
+            ctx.log({"phase": "dynamics", "step": step + 1, "loss": loss_v, "lr": lr, "frames_per_s": rate})
+        if dist.main and ((step + 1) % cfg.eval_every == 0 or step + 1 == total):
+            metrics = evaluate_dynamics(ema or dynamics, tokenizer, ctx, hold_tokens, step + 1, ctx.preset.sampler)
+            ctx.log({"phase": "dynamics", "step": step + 1, "eval": metrics})
+            bar.write(f"dynamics step {step + 1}: 1-step PSNR {metrics['psnr_1step']:.2f} dB (tokenizer ceiling "
+                      f"{metrics['psnr_tokenizer']:.2f}), autoregressive PSNR@8 {metrics['psnr_ar'].get('8', float('nan')):.2f} dB")
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
+            save(step + 1)
+        bar.update(1)
+    bar.close()
+    if not dist.main:
+        dist.barrier()
+        return None
+    save(total, phase="done")
+    if not metrics:  # resumed after the last step: evaluate what gets written
+        metrics = evaluate_dynamics(ema or dynamics, tokenizer, ctx, hold_tokens, total, ctx.preset.sampler)
+    path = write_bundle(ctx, tokenizer, ema or dynamics, total, metrics)
+    dist.barrier()
+    return path
+
+
+def write_bundle(ctx: RunContext, tokenizer: Tokenizer, dynamics: Dynamics, steps: int, metrics: dict) -> Path:
+    from engine.world.bundle import WorldSpec, save_bundle
+
+    manifest = ctx.dataset.manifest
+    starts = np.stack([f[0] for f, _ in (ctx.holdout_episodes + ctx.train_episodes)[:8]])
+    spec = WorldSpec(
+        tokenizer=ctx.preset.tokenizer,
+        dynamics=ctx.preset.dynamics,
+        sampler=ctx.preset.sampler,
+        keyset=manifest.keyset,
+        scene=manifest.scene,
+        scene_options=manifest.scene_options,
+        dataset={"content_hash": manifest.content_hash(), "path": str(ctx.dataset.root), "episodes": len(manifest.episodes),
+                 "frames": sum(e.frames for e in manifest.episodes), "collection": manifest.collection},
+        training={"preset": ctx.preset.name, "tokenizer_steps": ctx.cfg.tokenizer_steps, "dynamics_steps": steps,
+                  "train": ctx.cfg.to_json(), "command": ctx.command, "seconds": round(time.time() - ctx.started),
+                  "device": str(ctx.dist.device), "ranks": ctx.dist.world,
+                  "tokenizer_psnr": ctx.tokenizer_psnr, "eval": metrics},
+    )
+    sha = save_bundle(ctx.out, spec, tokenizer, dynamics.float(), extra={"start_frames": torch.from_numpy(starts)})
+    size = ctx.out.stat().st_size / 2**20
+    ctx.say(f"world written to {ctx.out} ({size:.1f} MiB, sha256 {sha[:12]}); run folder {ctx.run_dir}")
+    return ctx.out

@@ -1,0 +1,185 @@
+"""`skyloop train`: tokenizer, then dynamics, then one world bundle.
+
+Runs unchanged single-process or under `torchrun --nproc_per_node=N` (DDP).
+Everything a run makes lives in its run folder: `checkpoint.safetensors`
+(atomic, every `checkpoint_every` steps), `metrics.jsonl`, `latents.safetensors`
+(the dataset encoded once by the trained tokenizer) and PNG strips of real vs
+predicted frames at each evaluation. `--resume` continues a killed run from its
+last checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.data.dataset import Dataset
+from engine.train.checkpoint import load_checkpoint
+from engine.train.config import Preset, TrainConfig, get_preset
+from engine.train.distributed import Dist
+from engine.types import SkyloopError
+
+
+@dataclass
+class RunContext:
+    dist: Dist
+    preset: Preset  # fitted to the dataset
+    run_dir: Path
+    dataset: Dataset
+    train_episodes: list[tuple[np.ndarray, np.ndarray]]  # (frames, keys)
+    holdout_episodes: list[tuple[np.ndarray, np.ndarray]]
+    out: Path
+    progress: bool = True
+    command: str = ""
+    started: float = field(default_factory=time.time)
+    tokenizer_psnr: float | None = None  # held-out reconstruction PSNR once the tokenizer is trained
+    precision: str = "auto"  # auto (bf16 on CUDA and AMX CPUs), bf16 or fp32
+    compile: bool = False  # torch.compile the training forward passes (slow start, faster steps)
+
+    def autocast(self):
+        return autocast(self.dist.device, self.precision)
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.preset.train
+
+    def log(self, record: dict) -> None:
+        if not self.dist.main:
+            return
+        record = {"time": round(time.time() - self.started, 2), **record}
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def say(self, text: str) -> None:
+        if self.dist.main:
+            print(text, flush=True)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on CUDA, and on CPUs with AMX matrix units (measured 2.6x faster than fp32 there);
+    fp32 elsewhere (bf16 without AMX is ~3x slower)."""
+    from contextlib import nullcontext
+
+    if precision == "fp32":
+        return nullcontext()
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    if precision == "bf16" or amx:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def split_episodes(dataset: Dataset, holdout: float, say) -> tuple[list, list]:
+    bad: list[str] = []
+    episodes = dataset.load_all(on_bad=lambda f, m: bad.append(m))
+    for message in bad:
+        say(f"skipping bad episode: {message}")
+    episodes = [e for e in episodes if len(e[0]) >= 2]
+    if len(episodes) < 2:
+        raise SkyloopError(f"{dataset.root}: need at least 2 usable episodes (one is held out for evaluation), found {len(episodes)}")
+    n_hold = max(1, int(round(len(episodes) * holdout)))
+    return episodes[:-n_hold], episodes[-n_hold:]
+
+
+def check_compatible(meta: dict, preset: Preset, dataset: Dataset, where: Path) -> None:
+    """A resumed checkpoint must belong to the same preset and kind of data."""
+    ck = meta["preset"]
+    if ck["name"] != preset.name:
+        raise SkyloopError(f"{where}: checkpoint is from preset {ck['name']!r}, not {preset.name!r}; use --preset {ck['name']} or a new --run-dir")
+    size = tuple(ck["tokenizer"]["frame_size"])
+    if size != tuple(dataset.frame_size):
+        raise SkyloopError(f"{where}: checkpoint was trained on {size[0]}x{size[1]} frames, this dataset has {dataset.frame_size[0]}x{dataset.frame_size[1]}")
+    keys = meta.get("keys")
+    if keys is not None and list(keys) != list(dataset.keyset.names):
+        raise SkyloopError(f"{where}: checkpoint's keys {keys} differ from this dataset's {list(dataset.keyset.names)}")
+
+
+def train_world(
+    data: str | os.PathLike,
+    preset_name: str,
+    out: str | os.PathLike,
+    *,
+    steps: int | None = None,
+    tokenizer_steps: int | None = None,
+    resume: bool = False,
+    run_dir: str | os.PathLike | None = None,
+    batch: int | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    overrides: dict | None = None,
+    progress: bool = True,
+    command: str = "",
+    precision: str = "auto",
+    compile: bool = False,
+) -> Path | None:
+    """Trains a world and writes the bundle to `out`. Returns its path (on rank 0)."""
+    from dataclasses import replace
+
+    from engine.train.dynamics_phase import train_dynamics
+    from engine.train.tokenizer_phase import train_tokenizer
+
+    dist = Dist(device=device, threads=threads)
+    try:
+        dataset = Dataset.open(data)
+        preset = get_preset(preset_name)
+        train_cfg = preset.train
+        if steps is not None:
+            train_cfg = replace(train_cfg, dynamics_steps=int(steps))
+        if tokenizer_steps is not None:
+            train_cfg = replace(train_cfg, tokenizer_steps=int(tokenizer_steps))
+        if batch is not None:
+            train_cfg = replace(train_cfg, tokenizer_batch=int(batch), dynamics_batch=int(batch))
+        if overrides:
+            train_cfg = replace(train_cfg, **overrides)
+        preset = replace(preset, train=train_cfg).for_data(dataset.frame_size, len(dataset.keyset))
+        out = Path(out)
+        run_dir = Path(run_dir) if run_dir else Path("runs") / out.stem
+        checkpoint = run_dir / "checkpoint.safetensors"
+        if dist.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if checkpoint.exists() and not resume:
+                raise SkyloopError(f"{run_dir} holds a previous run; pass --resume to continue it, or choose another --run-dir (or delete it)")
+        dist.barrier()
+        torch.manual_seed(train_cfg.seed)
+        state = None
+        if resume and checkpoint.exists():
+            state = load_checkpoint(checkpoint)
+            check_compatible(state[1], preset, dataset, checkpoint)
+        elif resume and dist.main:
+            print(f"no checkpoint in {run_dir}: starting a new run")
+        ctx = RunContext(dist, preset, run_dir, dataset, *split_episodes(dataset, train_cfg.holdout, print if dist.main else lambda s: None),
+                         out=out, progress=progress and dist.main, command=command, precision=precision, compile=compile)
+        n_train = sum(len(f) for f, _ in ctx.train_episodes)
+        with ctx.autocast():
+            mode = "bf16 autocast" if torch.is_autocast_enabled(dist.device.type) else "fp32"
+        ctx.say(f"train {preset.name} on {dataset.root} ({dataset.manifest.scene}, {dataset.frame_size[0]}x{dataset.frame_size[1]}, "
+                f"{len(ctx.train_episodes)} episodes / {n_train} frames for training, {len(ctx.holdout_episodes)} held out) "
+                f"on {dist.device}{f' x{dist.world} ranks' if dist.world > 1 else ''}, {mode}; run folder {run_dir}")
+        try:
+            tokenizer, state = train_tokenizer(ctx, state)
+            path = train_dynamics(ctx, tokenizer, state)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise SkyloopError(f"out of GPU memory ({str(exc).splitlines()[0]}); try a smaller batch, e.g. --batch {max(1, train_cfg.dynamics_batch // 2)}") from exc
+        return path
+    finally:
+        dist.close()
+
+
+def default_command() -> str:
+    return "skyloop " + " ".join(sys.argv[1:])

@@ -1,0 +1,193 @@
+"""The world bundle: one `.safetensors` file with tokenizer and dynamics weights,
+and in its metadata the full config, keys and bindings, frame size, scene,
+dataset identity and training step. Loading needs no pickle.
+
+A bundle that is truncated, foreign or from another format version fails with
+a message that says which.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.dynamics.model import Dynamics, DynamicsConfig
+from engine.dynamics.sampler import SamplerConfig
+from engine.tokenizer.model import Tokenizer, TokenizerConfig
+from engine.types import KeySet, SkyloopError
+from engine.version import __version__
+
+FORMAT = "skyloop-world"
+FORMAT_VERSION = 1
+
+
+class BundleError(SkyloopError):
+    """A world file that cannot be loaded; the message says why."""
+
+
+@dataclass
+class WorldSpec:
+    """Everything about a world except its weights."""
+
+    tokenizer: TokenizerConfig  # architecture of the tokenizer
+    dynamics: DynamicsConfig  # architecture of the dynamics model
+    sampler: SamplerConfig  # default sampler settings
+    keyset: KeySet  # key names (vector order) and default bindings
+    scene: str  # scene the data came from ("maze", "gym:CartPole-v1", "imported")
+    scene_options: dict = field(default_factory=dict)  # scene constructor options (level, ...)
+    dataset: dict = field(default_factory=dict)  # dataset identity: content hash, episodes, frames, collection recipe
+    training: dict = field(default_factory=dict)  # steps, preset, command, time, metrics at save
+    tick_hz: float = 15.0  # the rate the data was recorded at: play's default tick
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.tokenizer.frame_size
+
+    def to_metadata(self) -> dict[str, str]:
+        obj = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "skyloop_version": __version__,
+            "tokenizer": self.tokenizer.to_json(),
+            "dynamics": self.dynamics.to_json(),
+            "sampler": self.sampler.to_json(),
+            "keys": self.keyset.to_json(),
+            "frame_size": list(self.frame_size),
+            "scene": self.scene,
+            "scene_options": self.scene_options,
+            "dataset": self.dataset,
+            "training": self.training,
+            "tick_hz": self.tick_hz,
+        }
+        return {"skyloop": json.dumps(obj)}
+
+    @classmethod
+    def from_metadata(cls, meta: dict, where: str) -> "WorldSpec":
+        if not meta or "skyloop" not in meta:
+            raise BundleError(f"{where}: a safetensors file, but not a Skyloop world (no 'skyloop' metadata)")
+        obj = json.loads(meta["skyloop"])
+        if obj.get("format") != FORMAT:
+            raise BundleError(f"{where}: not a Skyloop world (format {obj.get('format')!r})")
+        if obj.get("format_version") != FORMAT_VERSION:
+            raise BundleError(
+                f"{where}: world format version {obj.get('format_version')} (written by Skyloop {obj.get('skyloop_version')}); "
+                f"this Skyloop {__version__} reads version {FORMAT_VERSION}"
+            )
+        try:
+            return cls(
+                tokenizer=TokenizerConfig.from_json(obj["tokenizer"]),
+                dynamics=DynamicsConfig.from_json(obj["dynamics"]),
+                sampler=SamplerConfig.from_json(obj["sampler"]),
+                keyset=KeySet.from_json(obj["keys"]),
+                scene=obj["scene"],
+                scene_options=obj.get("scene_options", {}),
+                dataset=obj.get("dataset", {}),
+                training=obj.get("training", {}),
+                tick_hz=float(obj.get("tick_hz", 15.0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{where}: world metadata is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_header(path: Path) -> None:
+    """Reads the safetensors header by hand so truncation is reported as such, not as a parser error."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise BundleError(f"{path}: file is {size} bytes, too short to be a world (truncated or empty)")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(size, 100_000_000):
+            raise BundleError(f"{path}: not a safetensors file (header length {n} for a {size}-byte file)")
+        try:
+            header = json.loads(fh.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{path}: not a safetensors file (unreadable header)") from exc
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end > size:
+        raise BundleError(f"{path}: truncated: the header promises {8 + n + end} bytes, the file has {size}")
+
+
+def save_bundle(path: str | os.PathLike, spec: WorldSpec, tokenizer: Tokenizer, dynamics: Dynamics,
+                extra: dict[str, torch.Tensor] | None = None) -> str:
+    """Writes atomically; returns the file's SHA-256."""
+    from safetensors.torch import save_file
+
+    tensors = {f"tokenizer.{k}": v.detach().cpu().contiguous() for k, v in tokenizer.state_dict().items()}
+    tensors |= {f"dynamics.{k}": v.detach().cpu().contiguous() for k, v in dynamics.state_dict().items()}
+    tensors |= {k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=spec.to_metadata())
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return file_sha256(path)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Bundle:
+    spec: WorldSpec
+    tokenizer: Tokenizer
+    dynamics: Dynamics
+    start_frames: np.ndarray | None  # a few real frames to start from when the scene is not available [S, H, W, 3]
+    path: Path
+    sha256: str
+
+
+def read_spec(path: str | os.PathLike) -> WorldSpec:
+    """The metadata of a bundle, without loading its weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"{path}: world file does not exist")
+    _check_header(path)
+    with safe_open(str(path), framework="pt") as fh:
+        return WorldSpec.from_metadata(fh.metadata(), str(path))
+
+
+def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    spec = read_spec(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise BundleError(f"{path}: weights cannot be read ({exc})") from exc
+    tokenizer = Tokenizer(spec.tokenizer)
+    dynamics = Dynamics(spec.dynamics)
+    for prefix, module in (("tokenizer.", tokenizer), ("dynamics.", dynamics)):
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        expected = module.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+        if missing or unexpected or wrong:
+            detail = "; ".join(filter(None, [
+                f"missing {missing[:4]}" if missing else "",
+                f"unexpected {unexpected[:4]}" if unexpected else "",
+                f"shape mismatch {[(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in wrong[:3]]}" if wrong else "",
+            ]))
+            raise BundleError(f"{path}: {prefix[:-1]} weights do not match the config in the file's metadata ({detail})")
+        module.load_state_dict(state)
+    start = tensors.get("start_frames")
+    return Bundle(spec, tokenizer.to(device).eval(), dynamics.to(device).eval(),
+                  start.numpy() if start is not None else None, path, file_sha256(path))

@@ -1,0 +1,172 @@
+"""A running world: `World.load(path)`, `reset(context)`, `step(keys) -> frame`.
+
+The session converts pixels at its two ends (encode the context, decode each
+new frame); in between, the rollout works on latent tokens only. The KV cache
+and context buffers are allocated once per reset and written in place, so
+memory stays flat however long you play. Same context, keys and seed give the
+same frames.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.dynamics.rollout import Rollout
+from engine.dynamics.sampler import FlowSampler, SamplerConfig
+from engine.frames import as_frame, fit_frame
+from engine.types import KeySet, SkyloopError
+from engine.world.bundle import WorldSpec
+
+
+class World:
+    """A learned world. Frames are uint8 [H, W, 3] (or [B, H, W, 3] for a batch of worlds)."""
+
+    def __init__(self, spec: WorldSpec, backend, start_frames: np.ndarray | None, path: Path | None, sha256: str | None,
+                 sampler: SamplerConfig | None = None):
+        self.spec = spec
+        self.backend = backend
+        self.start_frames = start_frames
+        self.path = path
+        self.sha256 = sha256
+        self.sampler_cfg = sampler or spec.sampler
+        self.sampler = FlowSampler(self.sampler_cfg)
+        self.rollout: Rollout | None = None
+        self.batch = 0
+        self.notices: list[str] = []  # things the user should be told (image resized, scene missing, ...)
+        self.last_step_ms = 0.0
+
+    # ---- loading -------------------------------------------------------------
+    @classmethod
+    def load(cls, path, backend: str = "torch", device: str | None = None, sampler: SamplerConfig | dict | None = None,
+             threads: int | None = None) -> "World":
+        """backend: "torch" (eager), "compile" (torch.compile of the step) or "onnx" (an export folder or a bundle)."""
+        path = Path(path)
+        if backend in ("torch", "compile"):
+            from engine.world.bundle import load_bundle
+            from engine.world.torch_backend import TorchBackend
+
+            device = device or "cpu"
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
+            bundle = load_bundle(path, device=device)
+            spec = bundle.spec
+            be = TorchBackend(bundle, device=device, compile=backend == "compile")
+            start, sha = bundle.start_frames, bundle.sha256
+        elif backend == "onnx":
+            from engine.world.onnx_backend import OnnxBackend
+
+            be = OnnxBackend.open(path, device=device, threads=threads)
+            spec, start, sha = be.spec, be.start_frames, be.world_sha256
+        else:
+            raise SkyloopError(f"unknown backend {backend!r}; use torch, compile or onnx")
+        if isinstance(sampler, dict):  # overrides of the bundle's sampler settings
+            sampler = replace(spec.sampler, **sampler)
+        return cls(spec, be, start, path, sha, sampler)
+
+    # ---- properties ------------------------------------------------------------
+    @property
+    def keyset(self) -> KeySet:
+        return self.spec.keyset
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.spec.frame_size
+
+    @property
+    def time(self) -> int:
+        return self.rollout.time if self.rollout else 0
+
+    def describe(self) -> dict:
+        return {"backend": self.backend.name, "device": self.backend.device_name, **self.backend.details()}
+
+    # ---- context -------------------------------------------------------------
+    def context_frames(self, context, seed: int = 0) -> np.ndarray:
+        """Frames [T, H, W, 3] for a context: None or an int seed (the bundle's scene), an image, clip frames, or a file path."""
+        if isinstance(context, (str, Path)):
+            from engine.world.context_files import read_context_file
+
+            context = read_context_file(context)
+        if context is None or isinstance(context, (int, np.integer)):
+            seed = seed if context is None else int(context)
+            return self._scene_start(seed)[None]
+        arr = np.asarray(context)
+        if arr.ndim == 3:
+            frame, notice = fit_frame(arr, self.frame_size)
+            if notice:
+                self.notices.append(notice)
+            return frame[None]
+        if arr.ndim == 4:
+            if arr.shape[1:3] != tuple(self.frame_size):
+                self.notices.append(f"clip {arr.shape[2]}x{arr.shape[1]} resized to the world's {self.frame_size[1]}x{self.frame_size[0]}")
+                arr = np.stack([fit_frame(f, self.frame_size)[0] for f in arr])
+            return np.stack([as_frame(f, "clip frame") for f in arr])
+        raise SkyloopError(f"context must be a seed, an image [H, W, 3] or clip frames [T, H, W, 3]; got shape {arr.shape}")
+
+    def _scene_start(self, seed: int) -> np.ndarray:
+        scene_name = self.spec.scene
+        try:
+            from scenes import SCENES, make_scene
+
+            if scene_name in SCENES or scene_name.startswith("gym:"):
+                scene = make_scene(scene_name, size=self.frame_size, **self.spec.scene_options)
+                try:
+                    return scene.reset(seed)
+                finally:
+                    scene.close()
+        except SkyloopError as exc:
+            self.notices.append(f"scene {scene_name} is not available here ({exc}); starting from a stored frame")
+        except ImportError:
+            self.notices.append(f"scenes are not installed; starting from a stored frame")
+        if self.start_frames is None or not len(self.start_frames):
+            raise SkyloopError(f"this world's scene ({scene_name}) is not available and the bundle stores no start frames: start it from an image or a clip")
+        return self.start_frames[seed % len(self.start_frames)]
+
+    # ---- the loop ------------------------------------------------------------
+    def reset(self, context=None, seed: int = 0, context_keys: np.ndarray | None = None) -> np.ndarray:
+        """Starts the world from a context; returns the last context frame (what the player sees first).
+
+        A list of contexts starts a batch of independent worlds (frames then come as [B, H, W, 3]).
+        """
+        self.notices = []
+        contexts = context if isinstance(context, list) else [context]
+        clips = [self.context_frames(c, seed) for c in contexts]
+        length = min(len(c) for c in clips)
+        clips = np.stack([c[-length:] for c in clips])  # [B, T, H, W, 3]
+        b = clips.shape[0]
+        tokens = self.backend.encode(clips.reshape(-1, *clips.shape[2:]))
+        tokens = tokens.reshape(b, length, *tokens.shape[1:])
+        if context_keys is not None:
+            context_keys = np.asarray(context_keys, np.float32).reshape(b, -1, len(self.keyset))[:, -length:]
+        if self.rollout is None or self.batch != b:
+            stepper = self.backend.stepper(b)  # allocates the KV cache once per batch size
+            self.rollout = Rollout(stepper, self.sampler, (b, *tokens.shape[2:]), len(self.keyset))
+            self.batch = b
+        self.rollout.reset(tokens, context_keys, seed=seed)
+        last = clips[:, -1]
+        return last if isinstance(context, list) else last[0]
+
+    def keys_batch(self, keys) -> np.ndarray:
+        if self.batch > 1 and isinstance(keys, np.ndarray) and keys.ndim == 2:
+            return np.stack([self.keyset.vector(k) for k in keys])
+        return np.repeat(self.keyset.vector(keys)[None], self.batch, axis=0)
+
+    def step(self, keys=()) -> np.ndarray:
+        """Advances one tick with the keys held (names or a multi-hot vector; [B, K] for a batch)."""
+        if self.rollout is None:
+            raise SkyloopError("call reset(context) before step()")
+        start = time.perf_counter()
+        tokens = self.rollout.step(self.keys_batch(keys))
+        frames = self.backend.decode(tokens)
+        self.last_step_ms = (time.perf_counter() - start) * 1000
+        return frames if self.batch > 1 else frames[0]
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        return self.backend.encode(frames)
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        return self.backend.decode(tokens)

@@ -1,0 +1,47 @@
+"""The torch backend: eager (or `torch.compile`d) tokenizer and dynamics step."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.dynamics.cache import TorchStepper
+from engine.tokenizer.model import unit_to_frames
+from engine.world.bundle import Bundle
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, bundle: Bundle, device="cpu", compile: bool = False):
+        self.device = torch.device(device)
+        self.tokenizer = bundle.tokenizer.to(self.device).eval()
+        self.dynamics = bundle.dynamics.to(self.device).eval()
+        self.compiled = compile
+        if compile:  # only the per-frame functions, as DIAMOND does
+            self.name = "compile"
+            self.dynamics.step = torch.compile(self.dynamics.step, dynamic=False)
+            self.tokenizer.decoder = torch.compile(self.tokenizer.decoder, dynamic=False)
+
+    @property
+    def device_name(self) -> str:
+        if self.device.type == "cuda":
+            return f"cuda ({torch.cuda.get_device_name(self.device)})"
+        return f"cpu ({torch.get_num_threads()} threads)"
+
+    def details(self) -> dict:
+        return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+    def stepper(self, batch: int) -> TorchStepper:
+        return TorchStepper(self.dynamics, batch, self.device)
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [B, H, W, 3] -> tokens [B, N, D] float32."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        return self.tokenizer.encode(x).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        """tokens [B, N, D] -> uint8 [B, H, W, 3]."""
+        x = torch.from_numpy(np.ascontiguousarray(tokens, np.float32)).to(self.device)
+        return unit_to_frames(self.tokenizer.decode(x)).cpu().numpy()

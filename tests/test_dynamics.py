@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+import torch
+
+from engine.dynamics.cache import TorchStepper
+from engine.dynamics.model import Dynamics, DynamicsConfig, two_stream_mask
+from engine.dynamics.sampler import FlowSampler, SamplerConfig
+
+CFG = DynamicsConfig(token_dim=8, token_grid=(2, 3), num_keys=3, context=4, width=32, depth=2, heads=2)
+
+
+def random_model(cfg=CFG, seed=0):
+    torch.manual_seed(seed)
+    model = Dynamics(cfg).eval()
+    with torch.no_grad():  # the zero-initialised output layers would make every comparison trivially equal
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    return model
+
+
+def banded_mask(frames, window):
+    """Context frames 0..F-2, targets 1..F-1, each limited to the window: the reference the cache must match."""
+    c = torch.arange(frames - 1)
+    t = torch.arange(1, frames)
+    ctx_ctx = (c[None] <= c[:, None]) & (c[None] > c[:, None] - window)
+    tgt_ctx = (c[None] < t[:, None]) & (c[None] >= t[:, None] - window)
+    z = torch.zeros(frames - 1, frames - 1, dtype=torch.bool)
+    return torch.cat([torch.cat([ctx_ctx, z], 1), torch.cat([tgt_ctx, torch.eye(frames - 1, dtype=torch.bool)], 1)], 0)
+
+
+def test_shapes_and_mask_of_the_training_window():
+    model = random_model()
+    b, w, n, d = 2, CFG.context, CFG.tokens_per_frame, CFG.token_dim
+    out = model(torch.randn(b, w, n, d), torch.rand(b, w), torch.randn(b, w, n, d), torch.rand(b, w), torch.ones(b, w + 1, 3))
+    assert out.shape == (b, w, n, d)
+    assert torch.equal(two_stream_mask(w, w), banded_mask(w + 1, w)), "inside one window the band changes nothing"
+
+
+def test_a_later_frame_cannot_change_an_earlier_prediction():
+    model = random_model()
+    b, w, n, d = 1, CFG.context, CFG.tokens_per_frame, CFG.token_dim
+    torch.manual_seed(1)
+    args = [torch.randn(b, w, n, d), torch.rand(b, w), torch.randn(b, w, n, d), torch.rand(b, w), torch.randint(0, 2, (b, w + 1, 3)).float()]
+    base = model(*args)
+    j = 2  # perturb context frame 2, its keys, and target frame 2
+    changed = [a.clone() for a in args]
+    changed[0][:, j] += 1.0
+    changed[2][:, j - 1] += 1.0  # target copies hold frames 1..W: index j-1 is frame j
+    changed[4][:, j] = 1 - changed[4][:, j]
+    out = model(*changed)
+    # targets of frames 1..j-1 (indices 0..j-2) must not move; frame j and later must
+    assert torch.allclose(out[:, : j - 1], base[:, : j - 1], atol=1e-6)
+    assert not torch.allclose(out[:, j - 1:], base[:, j - 1:], atol=1e-3)
+
+
+def test_keys_condition_the_prediction():
+    model = random_model()
+    b, w, n, d = 1, CFG.context, CFG.tokens_per_frame, CFG.token_dim
+    args = [torch.randn(b, w, n, d), torch.rand(b, w), torch.randn(b, w, n, d), torch.rand(b, w)]
+    a = model(*args, torch.zeros(b, w + 1, 3))
+    k = torch.zeros(b, w + 1, 3)
+    k[:, -1, 0] = 1
+    c = model(*args, k)
+    assert torch.allclose(a[:, :-1], c[:, :-1], atol=1e-6) and not torch.allclose(a[:, -1], c[:, -1], atol=1e-3)
+
+
+@pytest.mark.parametrize("frames", [3, 11])  # inside one window, and wrapping the ring buffer twice
+def test_cached_step_equals_full_recompute(frames):
+    model = random_model()
+    b, n, d = 2, CFG.tokens_per_frame, CFG.token_dim
+    g = torch.Generator().manual_seed(3)
+    ctx, tgt = torch.randn(b, frames, n, d, generator=g), torch.randn(b, frames, n, d, generator=g)
+    ctx_sigma, tgt_sigma = torch.rand(frames, generator=g) * 0.3, torch.rand(frames, generator=g)
+    keys = torch.randint(0, 2, (b, frames, 3), generator=g).float()
+    tokens = torch.cat([ctx[:, :-1], tgt[:, 1:]], 1)
+    sigma = torch.cat([ctx_sigma[:-1], tgt_sigma[1:]])[None].expand(b, -1)
+    frame_keys = torch.cat([keys[:, :-1], keys[:, 1:]], 1)
+    times = torch.cat([torch.arange(frames - 1), torch.arange(1, frames)])[None].expand(b, -1)
+    with torch.no_grad():
+        full = model.forward_frames(tokens, sigma, frame_keys, times, banded_mask(frames, CFG.context))[:, frames - 1:]
+    stepper = TorchStepper(model, b)
+    cached = []
+    for t in range(frames):
+        if t >= 1:
+            cached.append(stepper.denoise(tgt[:, t].numpy(), float(tgt_sigma[t]), keys[:, t].numpy(), t))
+        stepper.commit(ctx[:, t].numpy(), float(ctx_sigma[t]), keys[:, t].numpy(), t)
+    cached = torch.from_numpy(np.stack(cached, 1))
+    assert torch.allclose(cached, full, atol=1e-4), (cached - full).abs().max()
+
+
+def test_cache_memory_is_allocated_once():
+    model = random_model()
+    stepper = TorchStepper(model, 1)
+    ptrs = (stepper.cache.k.data_ptr(), stepper.cache.v.data_ptr())
+    x = np.zeros((1, CFG.tokens_per_frame, CFG.token_dim), np.float32)
+    for t in range(3 * CFG.context):
+        stepper.commit(x, 0.0, np.zeros((1, 3), np.float32), t)
+    assert (stepper.cache.k.data_ptr(), stepper.cache.v.data_ptr()) == ptrs
+    assert torch.isfinite(stepper.cache.bias).all()
+
+
+def test_sampler_is_seeded_and_exact_for_a_perfect_denoiser():
+    target = np.random.default_rng(0).standard_normal((1, 4, 8)).astype(np.float32)
+    for cfg in [SamplerConfig(steps=1), SamplerConfig(steps=3), SamplerConfig(steps=4, stochastic=True)]:
+        sampler = FlowSampler(cfg)
+        calls = []
+
+        def denoise(x, s):
+            calls.append(s)
+            return target
+
+        out = sampler.sample(denoise, target.shape, np.random.default_rng(1))
+        assert np.array_equal(out, target) and len(calls) == cfg.steps and calls[0] == 1.0
+    a = FlowSampler(SamplerConfig(steps=2)).sample(lambda x, s: 0.5 * x, (2, 3), np.random.default_rng(5))
+    b = FlowSampler(SamplerConfig(steps=2)).sample(lambda x, s: 0.5 * x, (2, 3), np.random.default_rng(5))
+    assert np.array_equal(a, b)
