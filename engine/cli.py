@@ -100,7 +100,8 @@ def cmd_train(args) -> int:
         overrides["dynamics_lr"] = args.lr
     train_world(args.data, args.preset, args.out, steps=args.steps, tokenizer_steps=args.tokenizer_steps, resume=args.resume,
                 run_dir=args.run_dir, batch=args.batch, device=args.device, threads=args.threads, overrides=overrides,
-                progress=not args.no_progress, command=default_command(), precision=args.precision, compile=args.compile)
+                progress=not args.no_progress, command=default_command(), precision=args.precision, compile=args.compile,
+                tokenizer_from=args.tokenizer_from, max_episodes=args.episodes)
     return 0
 
 
@@ -218,6 +219,24 @@ def cmd_replay(args) -> int:
     return 0 if report.ok or args.no_check else 1
 
 
+# ---- export / bench --------------------------------------------------------------
+def cmd_export(args) -> int:
+    from engine.export.onnx_export import export_world
+
+    out = export_world(args.world, args.out, fp16=args.fp16, opset=args.opset)
+    print(f"wrote {out}: encoder.onnx, decoder.onnx, step.onnx, cache_write.onnx, world.json")
+    return 0
+
+
+def cmd_bench_speed(args) -> int:
+    from engine.bench.speed import bench_speed
+
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    bench_speed(args.world, backends, frames=args.frames, warmup=args.warmup, repeats=args.repeats, threads=args.threads,
+                device=args.device, batch=args.batch, out=args.out, sampler=_sampler_overrides(args))
+    return 0
+
+
 # ---- parser ------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skyloop", description="Skyloop: a neural game engine.")
@@ -256,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="world file to write, e.g. worlds/maze.safetensors")
     p.add_argument("--steps", type=int, help="dynamics steps (default: the preset's)")
     p.add_argument("--tokenizer-steps", type=int, help="tokenizer steps (default: the preset's)")
+    p.add_argument("--episodes", type=int, help="use only the first N episodes of the dataset")
+    p.add_argument("--tokenizer-from", metavar="WORLD", help="reuse the tokenizer of this world file (skips the tokenizer phase)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--run-dir", help="folder for checkpoints, metrics and strips (default runs/<out name>)")
     p.add_argument("--batch", type=int, help="global batch size of both phases (default: the preset's)")
@@ -306,8 +327,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scenes", help="list the built-in scenes and their keys")
     p.set_defaults(func=cmd_scenes)
 
+    p = sub.add_parser("export", help="export a world to ONNX (encoder, decoder, one-frame step with explicit KV cache)")
+    p.add_argument("world", help="world file (.safetensors)")
+    p.add_argument("--out", required=True, help="export folder to write")
+    p.add_argument("--fp16", action="store_true", help="half-precision weights and compute (for GPUs); inputs and outputs stay float32")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("bench", help="benchmarks")
     bsub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
+    q = bsub.add_parser("speed", help="per-frame latency and FPS of a world (whole step: sampler + decode)")
+    q.add_argument("world", help="world file (.safetensors) or ONNX export folder")
+    q.add_argument("--backend", default="torch,onnx", help="comma-separated: torch, compile, onnx (default torch,onnx)")
+    q.add_argument("--frames", type=int, default=200, help="timed frames per run (default 200)")
+    q.add_argument("--warmup", type=int, default=20, help="warm-up frames (default 20)")
+    q.add_argument("--repeats", type=int, default=3, help="timed runs; figures are medians over them (default 3)")
+    q.add_argument("--threads", type=int, help="CPU threads (default: torch's default / min(4, cores) for onnx)")
+    q.add_argument("--device", help="cpu or cuda (default: cuda when usable)")
+    q.add_argument("--batch", type=int, default=1, help="worlds stepped together (default 1)")
+    q.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
+    q.add_argument("--context-noise", type=float, help="context noise level (default: the world's)")
+    q.add_argument("--out", default="runs/bench-speed", help="report folder (default runs/bench-speed)")
+    q.set_defaults(func=cmd_bench_speed)
     q = bsub.add_parser("scenes", help="ground-truth scene frame rate per core")
     q.add_argument("--scenes", nargs="*", default=["maze", "overworld", "bounce"], help="scenes to time")
     q.add_argument("--size", default="64x64", help="frame size HxW (default 64x64)")
@@ -318,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # OpenMP threads that spin while waiting wreck latency when anything else runs (measured 18 -> 337 ms
+    # per step with the other core busy); must be set before torch loads, which every command does lazily.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -26,6 +26,11 @@ def as_frame(image, what: str = "image") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def quantize(unit: np.ndarray) -> np.ndarray:
+    """Float frames in [0, 1] -> uint8, rounded half to even (the same on every backend)."""
+    return np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+
+
 def _area_weights(n_in: int, n_out: int) -> np.ndarray:
     """Matrix [n_out, n_in] whose rows average the input cells each output cell covers."""
     edges = np.arange(n_out + 1) * (n_in / n_out)

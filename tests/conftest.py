@@ -27,3 +27,36 @@ def run_cli(*args, cwd=None, env=None, timeout=600, check=False):
 @pytest.fixture(scope="session")
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A small overworld dataset at 32x32 (collected once per test session)."""
+    import functools
+
+    from engine.data.collect import collect
+    from scenes import make_scene
+    from scenes.explore import make_policy
+
+    out = tmp_path_factory.mktemp("data") / "overworld"
+    collect(out, functools.partial(make_scene, "overworld", size=(32, 32)), make_policy, episodes=8, steps=48, seed=3, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tiny_dataset, tmp_path_factory):
+    """A tiny world trained for a few steps: enough to exercise every path, not to look good."""
+    from engine.train.run import train_world
+
+    root = tmp_path_factory.mktemp("world")
+    out = root / "tiny.safetensors"
+    train_world(tiny_dataset, "tiny", out, steps=40, tokenizer_steps=40, run_dir=root / "run", threads=1, progress=False,
+                overrides={"eval_every": 40, "checkpoint_every": 1000}, command="tests")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_world, tmp_path_factory):
+    from engine.export.onnx_export import export_world
+
+    return export_world(tiny_world, tmp_path_factory.mktemp("onnx") / "tiny")

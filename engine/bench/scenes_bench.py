@@ -3,23 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+from engine.bench.machine import machine, machine_line, write_report
+from engine.bench.plots import bar_chart
 
 
 def bench_scenes(names, size=(64, 64), frames: int = 2000, repeats: int = 3, out: str | os.PathLike = "runs/bench-scenes") -> dict:
@@ -51,15 +40,14 @@ def bench_scenes(names, size=(64, 64), frames: int = 2000, repeats: int = 3, out
         scene.close()
         results[name] = float(np.median(rates))
         print(f"{name:10s} {results[name]:8.0f} frames/s per core at {size[0]}x{size[1]}")
-    report = {"benchmark": "scenes", "size": list(size), "frames": frames, "repeats": repeats,
-              "machine": _machine(), "fps_per_core": results}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    lines = [f"# Scene frame rate\n", f"Machine: {report['machine']}\n", f"Frame size {size[0]}x{size[1]}, one core, "
-             f"median of {repeats} runs of {frames} random-key steps.\n", "| scene | frames/s per core |", "|---|---|"]
+    info = machine()
+    report = {"benchmark": "scenes", "size": list(size), "frames": frames, "repeats": repeats, "machine": info, "fps_per_core": results}
+    lines = ["# Scene frame rate\n", f"Machine: {machine_line(info)}\n", f"Frame size {size[0]}x{size[1]}, one core, "
+             f"median of {repeats} runs of {frames} random-key steps after a warm-up.\n", "![frames/s per core](fps.png)\n",
+             "| scene | frames/s per core |", "|---|---|"]
     lines += [f"| {n} | {v:.0f} |" for n, v in results.items()]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    out = write_report(out, report, "\n".join(lines) + "\n")
+    bar_chart(out / "fps.png", results, "frames/s per core", f"Scene frame rate at {size[0]}x{size[1]}")
     print(f"report: {out / 'report.md'}")
     print(json.dumps({"benchmark": "scenes", **{f"fps_{n}": round(v, 1) for n, v in results.items()}}))
     return report

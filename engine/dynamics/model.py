@@ -7,12 +7,15 @@ produced it and on the noise level of its tokens.
 
 Training runs two streams over a window of W + 1 frames (teacher forcing, all
 targets at once):
-- context copies of frames 0..W-1, lightly noised (the noise level is given to
-  the model: GameNGen's defence against drift), each attending to the context
-  copies of itself and the frames before it;
+- context copies of frames 0..W-1, with additive noise x + s * eps of a random
+  std s (given to the model: GameNGen's defence against drift), each attending
+  to the context copies of itself and the frames before it;
 - target copies of frames 1..W, noised at a random flow-matching level, each
   attending to the context copies of the frames before it and to itself.
-The model predicts the clean tokens of every target copy.
+The model predicts the clean tokens of every target copy, as a change from the
+previous frame's context copy (the residual): it starts out predicting "nothing
+changes", and because that base is the noisy context copy, it learns to repair
+a slightly wrong previous frame instead of copying its errors forward.
 
 Inference with a KV cache computes exactly the same function: the context
 stream is the cache, one frame committed per tick, and a new frame's tokens
@@ -42,8 +45,9 @@ class DynamicsConfig:
     heads: int = 4  # attention heads
     mlp_ratio: float = 4.0  # MLP hidden size / width
     rope_period: int = 256  # temporal positions are taken modulo this; RoPE frequencies are exact multiples of 2*pi/period
-    max_context_noise: float = 0.5  # training: context noise levels are drawn from U(0, this) per frame
+    max_context_noise: float = 0.5  # training: std of the additive context noise is drawn from U(0, this) per frame
     p_full_noise: float = 0.25  # training: share of target frames at noise level 1 (what the first sampler step sees)
+    residual: bool = True  # predict the change from the previous frame (in the context) rather than the frame itself
 
     @property
     def tokens_per_frame(self) -> int:
@@ -73,6 +77,18 @@ def sigma_features(sigma: torch.Tensor, dim: int) -> torch.Tensor:
     freqs = torch.exp(torch.arange(half, device=sigma.device, dtype=torch.float32) * (-math.log(1000.0) / half))
     angles = sigma.float()[..., None] * 1000.0 * freqs
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm with a learned scale (written out: exports to any ONNX opset)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
 class TemporalRope(nn.Module):
@@ -108,8 +124,8 @@ class Block(nn.Module):
         self.heads = cfg.heads
         self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.qkv = nn.Linear(d, 3 * d)
-        self.q_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6)  # qk-norm: stable attention logits without warm-up tricks
-        self.k_norm = nn.RMSNorm(cfg.head_dim, eps=1e-6)
+        self.q_norm = RMSNorm(cfg.head_dim)  # qk-norm: stable attention logits without warm-up tricks
+        self.k_norm = RMSNorm(cfg.head_dim)
         self.proj = nn.Linear(d, d)
         self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         hidden = int(d * cfg.mlp_ratio)
@@ -166,6 +182,7 @@ class Dynamics(nn.Module):
         self.spatial_pos = nn.Parameter(torch.randn(cfg.tokens_per_frame, d) * 0.02)
         self.keys_in = nn.Linear(cfg.num_keys, d)  # multi-hot: the sum of the held keys' embeddings
         self.sigma_in = nn.Sequential(nn.Linear(128, d), nn.SiLU(), nn.Linear(d, d))
+        self.context_role = nn.Parameter(torch.zeros(d))  # marks context copies: their sigma means additive noise
         self.rope = TemporalRope(cfg.head_dim, cfg.rope_period)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
@@ -176,9 +193,11 @@ class Dynamics(nn.Module):
             nn.init.zeros_(layer.bias)
 
     # ---- shared pieces -----------------------------------------------------
-    def frame_conditioning(self, keys: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """keys [B, F, K], sigma [B, F] -> [B, F, d]."""
-        return F.silu(self.keys_in(keys.float()) + self.sigma_in(sigma_features(sigma, 128)))
+    def frame_conditioning(self, keys: torch.Tensor, sigma: torch.Tensor, role: torch.Tensor) -> torch.Tensor:
+        """keys [B, F, K], sigma [B, F], role [B, F] (1 = context copy, 0 = target) -> [B, F, d]."""
+        dtype = self.keys_in.weight.dtype  # float32, or float16 in an fp16 export
+        cond = self.keys_in(keys.to(dtype)) + self.sigma_in(sigma_features(sigma, 128).to(dtype))
+        return F.silu(cond + role.to(dtype)[..., None] * self.context_role)
 
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, F, N, D] -> [B, F*N, d]."""
@@ -192,14 +211,14 @@ class Dynamics(nn.Module):
         return self.token_out(h)
 
     # ---- full sequence (training, and the reference for the cached step) ----
-    def forward_frames(self, tokens, sigma, keys, times, frame_mask):
-        """tokens [B, F, N, D], sigma [B, F], keys [B, F, K], times [B, F] (int), frame_mask [F, F] bool.
+    def forward_frames(self, tokens, sigma, keys, times, role, frame_mask):
+        """tokens [B, F, N, D], sigma [B, F], keys [B, F, K], times [B, F] (int), role [B, F], frame_mask [F, F] bool.
 
         Returns predicted clean tokens [B, F, N, D] of every frame.
         """
         b, f, n, _ = tokens.shape
         x = self._embed(tokens)
-        cond = self.frame_conditioning(keys, sigma)  # [B, F, d]
+        cond = self.frame_conditioning(keys, sigma, role)  # [B, F, d]
         token_times = repeat(times, "b f -> b (f n)", n=n)
         mask = repeat(frame_mask, "f g -> (f n) (g m)", n=n, m=n)  # block structure: frames attend as wholes
         for block in self.blocks:
@@ -209,10 +228,11 @@ class Dynamics(nn.Module):
     def forward(self, context_tokens, context_sigma, target_tokens, target_sigma, keys):
         """Training pass over a window of W + 1 frames.
 
-        context_tokens [B, W, N, D]: noisy frames 0..W-1 at levels context_sigma [B, W];
+        context_tokens [B, W, N, D]: frames 0..W-1 with additive noise of std context_sigma [B, W];
         target_tokens  [B, W, N, D]: noisy frames 1..W at levels target_sigma [B, W];
         keys [B, W + 1, K]: keys[:, t] produced frame t.
-        Returns predicted clean tokens of frames 1..W, [B, W, N, D].
+        Returns predicted clean tokens of frames 1..W, [B, W, N, D]. With `residual`, the network's output
+        is added to the previous frame's context tokens: it starts from "nothing changes" and learns the change.
         """
         w = context_tokens.shape[1]
         times = torch.arange(w + 1, device=keys.device)
@@ -220,28 +240,34 @@ class Dynamics(nn.Module):
         tokens = torch.cat([context_tokens, target_tokens], dim=1)
         sigma = torch.cat([context_sigma, target_sigma], dim=1)
         frame_keys = torch.cat([keys[:, :w], keys[:, 1:]], dim=1)
-        out = self.forward_frames(tokens, sigma, frame_keys, all_times, two_stream_mask(w, w, keys.device))
-        return out[:, w:]
+        role = torch.cat([torch.ones_like(context_sigma), torch.zeros_like(target_sigma)], dim=1)
+        out = self.forward_frames(tokens, sigma, frame_keys, all_times, role, two_stream_mask(w, w, keys.device))[:, w:]
+        return out + context_tokens if self.cfg.residual else out
 
     # ---- one frame with a KV cache (inference, ONNX) ------------------------
-    def step(self, tokens, sigma, keys, time, cache_k, cache_v, cache_bias):
+    def step(self, tokens, sigma, keys, time, prev, role, cache_k, cache_v, cache_bias):
         """One frame against the KV cache.
 
         tokens [B, N, D] noisy tokens at level sigma [B]; keys [B, K]; time [B] (int64 frame time);
+        prev [B, N, D]: the previous frame's tokens as they entered the context (the residual's base);
+        role [B]: 1 to commit a frame into the context (tokens carry additive noise of std sigma), 0 to denoise a target;
         cache_k, cache_v [L, B, H, S, hd] (post-RoPE keys and values of cached frames);
         cache_bias [B, S]: 0 where a cached token may be attended to, -inf where not.
         Returns (clean tokens [B, N, D], new keys [L, B, H, N, hd], new values [L, B, H, N, hd]).
         """
         n = tokens.shape[1]
         x = self._embed(tokens[:, None])
-        cond = self.frame_conditioning(keys[:, None], sigma[:, None])  # [B, 1, d]
+        cond = self.frame_conditioning(keys[:, None], sigma[:, None], role[:, None])  # [B, 1, d]
         token_times = repeat(time, "b -> b n", n=n)
         new_k, new_v = [], []
         for i, block in enumerate(self.blocks):
             x, k, v = block(x, cond, self.rope, token_times, cache_k=cache_k[i], cache_v=cache_v[i], cache_bias=cache_bias)
             new_k.append(k)
             new_v.append(v)
-        return self._out(x, cond)[:, 0], torch.stack(new_k), torch.stack(new_v)
+        out = self._out(x, cond)[:, 0]
+        if self.cfg.residual:
+            out = out + prev
+        return out, torch.stack(new_k), torch.stack(new_v)
 
 
 def two_stream_mask(n_context: int, n_target: int, device=None) -> torch.Tensor:

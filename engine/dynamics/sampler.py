@@ -19,7 +19,7 @@ import numpy as np
 @dataclass
 class SamplerConfig:
     steps: int = 2  # network evaluations per frame (1-4)
-    context_noise: float = 0.0  # noise level of generated frames when they enter the context (the cache)
+    context_noise: float = 0.0  # std of additive noise on generated frames as they enter the context (the cache)
     stochastic: bool = False  # fresh noise at each step instead of the implied noise
     schedule_power: float = 1.0  # sigma_k = (1 - k/S) ** power; >1 spends more steps at low noise
 
@@ -62,4 +62,4 @@ class FlowSampler:
         if s <= 0:
             return x0, 0.0
         noise = rng.standard_normal(x0.shape, dtype=np.float32)
-        return ((1 - s) * x0 + s * noise).astype(np.float32), s
+        return (x0 + s * noise).astype(np.float32), s

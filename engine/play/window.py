@@ -260,8 +260,11 @@ class PlayWindow:
         return path
 
     # ---- the loop ------------------------------------------------------------
-    def run(self, record: bool = False, max_seconds: float | None = None, on_frame=None) -> dict:
-        """Runs until Esc, closing the window, or max_seconds; `on_frame(window)` is called every frame (tests)."""
+    def run(self, record: bool = False, max_seconds: float | None = None, on_frame=None, close_display: bool = True) -> dict:
+        """Runs until Esc, closing the window, or max_seconds; `on_frame(window)` is called every frame (tests).
+
+        close_display=False leaves pygame's display up for another window in this process (glcontext cannot
+        find the GL context of a display that was quit and initialised again)."""
         import pygame
 
         clock = pygame.time.Clock()
@@ -291,7 +294,9 @@ class PlayWindow:
             files = self.session.close()
             for path in files:
                 print(f"saved {path}", flush=True)
-            pygame.display.quit()
+            self.ctx.release()
+            if close_display:
+                pygame.display.quit()
         return {"ticks": self.session.tick, "model_fps": self.ticker.fps, "display_fps": self.display_fps,
                 "frames_drawn": self.frames_drawn, "files": [str(p) for p in self.session.closed_files],
                 "screenshots": [str(p) for p in self.screenshots]}

@@ -64,14 +64,14 @@ PRESETS: dict[str, Preset] = {
                     dynamics_lr=2e-3, warmup=20, ema=0.0, eval_every=100, checkpoint_every=50),
     ),
     "small": Preset(
-        "the shipped worlds: >= 30 FPS on 2 CPU cores with ONNX Runtime",
+        "small", "the shipped worlds: >= 30 FPS on 2 CPU cores with ONNX Runtime",
         TokenizerConfig(pixel_patch=4, widths=(96, 160), blocks=1, latent_channels=16, patch=2),
         DynamicsConfig(context=8, width=256, depth=6, heads=4),
         SamplerConfig(steps=2),
         TrainConfig(),
     ),
     "base": Preset(
-        "for a GPU: 128x128 frames, more tokens, a deeper model",
+        "base", "for a GPU: 128x128 frames, more tokens, a deeper model",
         TokenizerConfig(pixel_patch=4, widths=(128, 256, 256), blocks=2, latent_channels=32, patch=1),
         DynamicsConfig(context=16, width=512, depth=12, heads=8),
         SamplerConfig(steps=2),

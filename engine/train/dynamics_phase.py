@@ -157,7 +157,7 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
         ctx_sigma = torch.rand(b, w, device=dist.device) * dcfg.max_context_noise
         tgt_sigma = torch.where(torch.rand(b, w, device=dist.device) < dcfg.p_full_noise,
                                 torch.ones(b, w, device=dist.device), torch.rand(b, w, device=dist.device))
-        context = noisy(x[:, :w], ctx_sigma, torch.randn_like(x[:, :w]))
+        context = x[:, :w] + ctx_sigma[..., None, None] * torch.randn_like(x[:, :w])  # additive: unbiased residual base
         target_clean = x[:, 1:]
         target = noisy(target_clean, tgt_sigma, torch.randn_like(target_clean))
         with ctx.autocast():

@@ -42,6 +42,7 @@ class RunContext:
     tokenizer_psnr: float | None = None  # held-out reconstruction PSNR once the tokenizer is trained
     precision: str = "auto"  # auto (bf16 on CUDA and AMX CPUs), bf16 or fp32
     compile: bool = False  # torch.compile the training forward passes (slow start, faster steps)
+    tokenizer_from: Path | None = None  # take the tokenizer of this world file instead of training one
 
     def autocast(self):
         return autocast(self.dist.device, self.precision)
@@ -85,9 +86,9 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def split_episodes(dataset: Dataset, holdout: float, say) -> tuple[list, list]:
+def split_episodes(dataset: Dataset, holdout: float, say, limit: int | None = None) -> tuple[list, list]:
     bad: list[str] = []
-    episodes = dataset.load_all(on_bad=lambda f, m: bad.append(m))
+    episodes = dataset.load_all(on_bad=lambda f, m: bad.append(m), limit=limit)
     for message in bad:
         say(f"skipping bad episode: {message}")
     episodes = [e for e in episodes if len(e[0]) >= 2]
@@ -127,6 +128,8 @@ def train_world(
     command: str = "",
     precision: str = "auto",
     compile: bool = False,
+    tokenizer_from: str | os.PathLike | None = None,
+    max_episodes: int | None = None,
 ) -> Path | None:
     """Trains a world and writes the bundle to `out`. Returns its path (on rank 0)."""
     from dataclasses import replace
@@ -161,10 +164,19 @@ def train_world(
         if resume and checkpoint.exists():
             state = load_checkpoint(checkpoint)
             check_compatible(state[1], preset, dataset, checkpoint)
+            # The checkpoint's own configs rebuild its models, whatever the code's defaults are now.
+            from engine.dynamics.model import DynamicsConfig
+            from engine.dynamics.sampler import SamplerConfig
+            from engine.tokenizer.model import TokenizerConfig
+
+            saved = state[1]["preset"]
+            preset = replace(preset, tokenizer=TokenizerConfig.from_json(saved["tokenizer"]),
+                             dynamics=DynamicsConfig.from_json(saved["dynamics"]), sampler=SamplerConfig.from_json(saved["sampler"]))
         elif resume and dist.main:
             print(f"no checkpoint in {run_dir}: starting a new run")
-        ctx = RunContext(dist, preset, run_dir, dataset, *split_episodes(dataset, train_cfg.holdout, print if dist.main else lambda s: None),
-                         out=out, progress=progress and dist.main, command=command, precision=precision, compile=compile)
+        ctx = RunContext(dist, preset, run_dir, dataset, *split_episodes(dataset, train_cfg.holdout, print if dist.main else lambda s: None, max_episodes),
+                         out=out, progress=progress and dist.main, command=command, precision=precision, compile=compile,
+                         tokenizer_from=Path(tokenizer_from) if tokenizer_from else None)
         n_train = sum(len(f) for f, _ in ctx.train_episodes)
         with ctx.autocast():
             mode = "bf16 autocast" if torch.is_autocast_enabled(dist.device.type) else "fp32"

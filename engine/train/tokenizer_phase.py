@@ -39,9 +39,31 @@ def checkpoint_meta(ctx: RunContext, phase: str, step: int, extra: dict | None =
     }
 
 
+def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
+    """The tokenizer of another world (--tokenizer-from): same frames, no tokenizer phase."""
+    from dataclasses import replace
+
+    from engine.types import SkyloopError
+    from engine.world.bundle import load_tokenizer
+
+    spec, tokenizer = load_tokenizer(ctx.tokenizer_from, device=ctx.dist.device)
+    tcfg = spec.tokenizer
+    if tuple(tcfg.frame_size) != tuple(ctx.dataset.frame_size):
+        raise SkyloopError(f"{ctx.tokenizer_from}: its tokenizer takes {tcfg.frame_size[0]}x{tcfg.frame_size[1]} frames, "
+                           f"the dataset has {ctx.dataset.frame_size[0]}x{ctx.dataset.frame_size[1]}")
+    ctx.preset = replace(ctx.preset, tokenizer=tcfg,
+                         dynamics=replace(ctx.preset.dynamics, token_dim=tcfg.token_dim, token_grid=tcfg.token_grid))
+    eval_frames = frame_pool(ctx.holdout_episodes)
+    ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], ctx.dist.device)
+    ctx.say(f"tokenizer: taken from {ctx.tokenizer_from}, held-out PSNR {ctx.tokenizer_psnr:.2f} dB on this data")
+    return tokenizer
+
+
 def train_tokenizer(ctx: RunContext, state):
     """Returns (trained tokenizer with latent statistics, checkpoint state to hand to the next phase or None)."""
     cfg, dist = ctx.cfg, ctx.dist
+    if ctx.tokenizer_from is not None and (state is None or state[1]["phase"] == "tokenizer"):
+        return reuse_tokenizer(ctx), None
     tokenizer = Tokenizer(ctx.preset.tokenizer).to(dist.device)
     rng = np.random.default_rng([cfg.seed, dist.rank, 1])
     if state is not None and state[1]["phase"] != "tokenizer":  # already past this phase

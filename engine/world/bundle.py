@@ -162,32 +162,50 @@ def read_spec(path: str | os.PathLike) -> WorldSpec:
         return WorldSpec.from_metadata(fh.metadata(), str(path))
 
 
-def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = Path(path)
-    spec = read_spec(path)
     try:
-        tensors = load_file(str(path), device="cpu")
+        return load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise BundleError(f"{path}: weights cannot be read ({exc})") from exc
+
+
+def _fill(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> None:
+    """Loads `prefix.*` weights into a module built from the file's config, naming any mismatch."""
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        detail = "; ".join(filter(None, [
+            f"missing {missing[:4]}" if missing else "",
+            f"unexpected {unexpected[:4]}" if unexpected else "",
+            f"shape mismatch {[(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in wrong[:3]]}" if wrong else "",
+        ]))
+        raise BundleError(f"{path}: {prefix[:-1]} weights do not match the config in the file's metadata ({detail})")
+    module.load_state_dict(state)
+
+
+def load_tokenizer(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[WorldSpec, Tokenizer]:
+    """Only the tokenizer of a world (to train new dynamics on a tokenizer that exists)."""
+    path = Path(path)
+    spec = read_spec(path)
+    tokenizer = Tokenizer(spec.tokenizer)
+    _fill(tokenizer, _read_tensors(path), "tokenizer.", path)
+    return spec, tokenizer.to(device).eval()
+
+
+def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:
+    path = Path(path)
+    spec = read_spec(path)
+    tensors = _read_tensors(path)
     tokenizer = Tokenizer(spec.tokenizer)
     dynamics = Dynamics(spec.dynamics)
     for prefix, module in (("tokenizer.", tokenizer), ("dynamics.", dynamics)):
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        expected = module.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-        if missing or unexpected or wrong:
-            detail = "; ".join(filter(None, [
-                f"missing {missing[:4]}" if missing else "",
-                f"unexpected {unexpected[:4]}" if unexpected else "",
-                f"shape mismatch {[(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in wrong[:3]]}" if wrong else "",
-            ]))
-            raise BundleError(f"{path}: {prefix[:-1]} weights do not match the config in the file's metadata ({detail})")
-        module.load_state_dict(state)
+        _fill(module, tensors, prefix, path)
     start = tensors.get("start_frames")
     return Bundle(spec, tokenizer.to(device).eval(), dynamics.to(device).eval(),
                   start.numpy() if start is not None else None, path, file_sha256(path))

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
-from engine.frames import as_frame, fit_frame
+from engine.frames import as_frame, fit_frame, quantize
 from engine.types import KeySet, SkyloopError
 from engine.world.bundle import WorldSpec
 
@@ -156,12 +156,16 @@ class World:
         return np.repeat(self.keyset.vector(keys)[None], self.batch, axis=0)
 
     def step(self, keys=()) -> np.ndarray:
-        """Advances one tick with the keys held (names or a multi-hot vector; [B, K] for a batch)."""
+        """Advances one tick with the keys held (names or a multi-hot vector; [B, K] for a batch); uint8 frame(s)."""
+        return quantize(self.step_unit(keys))
+
+    def step_unit(self, keys=()) -> np.ndarray:
+        """Like step, but the frame(s) as float in [0, 1] before quantisation (for parity checks)."""
         if self.rollout is None:
             raise SkyloopError("call reset(context) before step()")
         start = time.perf_counter()
         tokens = self.rollout.step(self.keys_batch(keys))
-        frames = self.backend.decode(tokens)
+        frames = self.backend.decode_unit(tokens)
         self.last_step_ms = (time.perf_counter() - start) * 1000
         return frames if self.batch > 1 else frames[0]
 

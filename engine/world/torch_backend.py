@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from engine.dynamics.cache import TorchStepper
-from engine.tokenizer.model import unit_to_frames
+from engine.frames import quantize
 from engine.world.bundle import Bundle
 
 
@@ -41,7 +41,11 @@ class TorchBackend:
         return self.tokenizer.encode(x).float().cpu().numpy()
 
     @torch.inference_mode()
-    def decode(self, tokens: np.ndarray) -> np.ndarray:
-        """tokens [B, N, D] -> uint8 [B, H, W, 3]."""
+    def decode_unit(self, tokens: np.ndarray) -> np.ndarray:
+        """tokens [B, N, D] -> float frames [B, H, W, 3] in [0, 1]."""
         x = torch.from_numpy(np.ascontiguousarray(tokens, np.float32)).to(self.device)
-        return unit_to_frames(self.tokenizer.decode(x)).cpu().numpy()
+        return self.tokenizer.decode(x).permute(0, 2, 3, 1).float().cpu().numpy()
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        """tokens [B, N, D] -> uint8 [B, H, W, 3], quantised on the host exactly as every backend does."""
+        return quantize(self.decode_unit(tokens))

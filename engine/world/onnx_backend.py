@@ -1,0 +1,192 @@
+"""The ONNX Runtime backend: the same world on onnxruntime, CUDA when usable, CPU otherwise.
+
+One code path for both: the KV cache lives in OrtValues on the session's device
+and is updated there with I/O binding (step.onnx writes the new entries into a
+bound scratch buffer, cache_write.onnx puts them into the ring, double-buffered),
+so on a GPU it never crosses to the host; only the frame's tokens do.
+The providers a session really got are checked and reported, never assumed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from engine.frames import quantize
+from engine.types import SkyloopError
+from engine.world.bundle import WorldSpec
+
+
+def cache_dir_for(sha256: str) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skyloop" / "onnx"
+    return base / sha256[:16]
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, folder: Path, meta: dict, device: str | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.ort = ort
+        self.folder = folder
+        self.meta = meta
+        self.spec = WorldSpec.from_metadata({"skyloop": json.dumps(meta["world"])}, str(folder / "world.json"))
+        self.world_sha256 = meta.get("world_sha256")
+        start = folder / "start_frames.npy"
+        self.start_frames = np.load(start, allow_pickle=False) if start.exists() else None
+        self.warnings: list[str] = []
+        available = ort.get_available_providers()
+        want_cuda = device is None or str(device).startswith("cuda")
+        providers = ["CPUExecutionProvider"]
+        if want_cuda and "CUDAExecutionProvider" in available:
+            providers = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+        elif device is not None and str(device).startswith("cuda"):
+            self._warn(f"CUDA was asked for, but this onnxruntime has no CUDA provider (it has {available}); running on the CPU")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.threads = opts.intra_op_num_threads
+        self.sessions = {}
+        for name in ("encoder", "decoder", "step", "cache_write"):
+            try:
+                self.sessions[name] = ort.InferenceSession(str(folder / f"{name}.onnx"), opts, providers=providers)
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+                raise SkyloopError(f"{folder / f'{name}.onnx'}: onnxruntime cannot load it ({exc})") from exc
+        self.providers = self.sessions["step"].get_providers()
+        self.on_cuda = "CUDAExecutionProvider" in self.providers
+        if want_cuda and providers[0] != "CPUExecutionProvider" and not self.on_cuda:
+            self._warn(f"the CUDA provider is installed but not usable here (session got {self.providers}); running on the CPU")
+        self.ort_device = "cuda" if self.on_cuda else "cpu"
+
+    def _warn(self, text: str) -> None:
+        self.warnings.append(text)
+        warnings.warn(text, RuntimeWarning, stacklevel=3)
+
+    @classmethod
+    def open(cls, path, device: str | None = None, threads: int | None = None) -> "OnnxBackend":
+        """An export folder, or a world bundle (exported once into the user cache, keyed by its hash)."""
+        from engine.export.onnx_export import check_export, export_world
+
+        path = Path(path)
+        if path.is_dir():
+            return cls(path, check_export(path), device, threads)
+        from engine.world.bundle import file_sha256, read_spec
+
+        read_spec(path)  # a clear error for a bad bundle before any export work
+        folder = cache_dir_for(file_sha256(path))
+        try:
+            meta = check_export(folder)
+        except SkyloopError:
+            export_world(path, folder)
+            meta = check_export(folder)
+        return cls(folder, meta, device, threads)
+
+    # ---- properties ------------------------------------------------------------
+    @property
+    def device_name(self) -> str:
+        return f"cuda ({self.providers[0]})" if self.on_cuda else f"cpu ({self.threads} threads)"
+
+    def details(self) -> dict:
+        return {"providers": self.providers, "threads": self.threads, "onnxruntime": self.ort.__version__,
+                "fp16": bool(self.meta.get("fp16")), "export": str(self.folder), "warnings": self.warnings}
+
+    # ---- frames <-> tokens -------------------------------------------------------
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        return self.sessions["encoder"].run(None, {"frames": np.ascontiguousarray(frames, np.uint8)})[0]
+
+    def decode_unit(self, tokens: np.ndarray) -> np.ndarray:
+        """tokens [B, N, D] -> float frames [B, H, W, 3] in [0, 1]."""
+        return self.sessions["decoder"].run(None, {"tokens": np.ascontiguousarray(tokens, np.float32)})[0]
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        return quantize(self.decode_unit(tokens))
+
+    def stepper(self, batch: int) -> "OnnxStepper":
+        return OnnxStepper(self, batch)
+
+
+class OnnxStepper:
+    """KV cache in OrtValues on the session's device, updated in place of a double buffer."""
+
+    def __init__(self, backend: OnnxBackend, batch: int):
+        ort = backend.ort
+        c = backend.spec.dynamics
+        dev = backend.ort_device
+        self.cfg = c
+        self.step = backend.sessions["step"]
+        self.write = backend.sessions["cache_write"]
+        shape = (c.depth, batch, c.heads, c.cache_tokens, c.head_dim)
+        entries = (c.depth, batch, c.heads, c.tokens_per_frame, c.head_dim)
+        # On the CPU an OrtValue made from numpy wraps that array's memory: one array each, kept alive.
+        # Zeros, not empty memory: a NaN in a masked slot would still poison the attention sum.
+        self._host = [np.zeros(shape, np.float32) for _ in range(4)]
+        self.k = [ort.OrtValue.ortvalue_from_numpy(a, dev, 0) for a in self._host[:2]]
+        self.v = [ort.OrtValue.ortvalue_from_numpy(a, dev, 0) for a in self._host[2:]]
+        self.new_k = ort.OrtValue.ortvalue_from_shape_and_type(entries, np.float32, dev, 0)
+        self.new_v = ort.OrtValue.ortvalue_from_shape_and_type(entries, np.float32, dev, 0)
+        self.current = 0
+        self.bias = np.full((batch, c.cache_tokens), -np.inf, np.float32)  # small: lives on the host
+        self.step_binding = self.step.io_binding()
+        self.write_binding = self.write.io_binding()
+        self.device = dev
+
+    def clear(self) -> None:
+        self.bias[:] = -np.inf
+
+    def _slot(self, time: int) -> slice:
+        n = self.cfg.tokens_per_frame
+        s = time % self.cfg.context
+        return slice(s * n, (s + 1) * n)
+
+    def _run_step(self, tokens, sigma, keys, time, prev, role, bias) -> np.ndarray:
+        b = tokens.shape[0]
+        binding = self.step_binding
+        binding.clear_binding_inputs()  # rebinding a name does not replace an output binding: start clean
+        binding.clear_binding_outputs()
+        # bind_cpu_input keeps a pointer, not a reference: every array must outlive the run.
+        inputs = (np.ascontiguousarray(tokens, np.float32), np.full((b,), sigma, np.float32),
+                  np.ascontiguousarray(keys, np.float32), np.full((b,), time, np.int64), np.ascontiguousarray(bias, np.float32),
+                  np.ascontiguousarray(prev, np.float32), np.full((b,), role, np.float32))
+        binding.bind_cpu_input("tokens", inputs[0])
+        binding.bind_cpu_input("sigma", inputs[1])
+        binding.bind_cpu_input("keys", inputs[2])
+        binding.bind_cpu_input("time", inputs[3])
+        binding.bind_cpu_input("prev", inputs[5])
+        binding.bind_cpu_input("role", inputs[6])
+        binding.bind_ortvalue_input("cache_k", self.k[self.current])
+        binding.bind_ortvalue_input("cache_v", self.v[self.current])
+        binding.bind_cpu_input("cache_bias", inputs[4])
+        binding.bind_output("clean", "cpu")  # the frame's tokens come to the host for the sampler
+        binding.bind_ortvalue_output("new_k", self.new_k)  # the cache entries stay on the device
+        binding.bind_ortvalue_output("new_v", self.new_v)
+        self.step.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int, prev: np.ndarray) -> np.ndarray:
+        return self._run_step(tokens, sigma, keys, time, prev, 0.0, self.bias)
+
+    def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
+        slot = self._slot(time)
+        bias = self.bias.copy()
+        bias[:, slot] = -np.inf  # the frame this one replaces is not part of its context
+        self._run_step(tokens, sigma, keys, time, tokens, 1.0, bias)
+        start = np.array(slot.start, np.int64)
+        nxt = 1 - self.current
+        for ring, entries in ((self.k, self.new_k), (self.v, self.new_v)):
+            binding = self.write_binding
+            binding.clear_binding_inputs()
+            binding.clear_binding_outputs()
+            binding.bind_ortvalue_input("cache", ring[self.current])
+            binding.bind_ortvalue_input("entries", entries)
+            binding.bind_cpu_input("start", start)
+            binding.bind_ortvalue_output("updated", ring[nxt])
+            self.write.run_with_iobinding(binding)
+        self.current = nxt
+        self.bias[:, slot] = 0.0

@@ -1,0 +1,144 @@
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from engine.types import SkyloopError
+from engine.world.bundle import BundleError, load_bundle, read_spec
+from engine.world.session import World
+
+
+def test_bundle_carries_everything_play_needs(tiny_world, tiny_dataset):
+    from engine.data.dataset import Dataset
+
+    spec = read_spec(tiny_world)
+    ds = Dataset.open(tiny_dataset)
+    assert spec.scene == "overworld" and spec.frame_size == (32, 32)
+    assert spec.keyset.names == ds.keyset.names and spec.keyset.bindings["up"]
+    assert spec.dataset["content_hash"] == ds.manifest.content_hash()
+    assert spec.training["dynamics_steps"] == 40 and spec.training["preset"] == "tiny"
+    bundle = load_bundle(tiny_world)
+    assert bundle.start_frames.shape[1:] == (32, 32, 3)
+
+
+def test_save_load_round_trip_gives_the_same_frames(tiny_world, tmp_path):
+    from engine.world.bundle import save_bundle
+
+    bundle = load_bundle(tiny_world)
+    copy = tmp_path / "copy.safetensors"
+    save_bundle(copy, bundle.spec, bundle.tokenizer, bundle.dynamics, extra={"start_frames": __import__("torch").from_numpy(bundle.start_frames)})
+    a, b = World.load(tiny_world), World.load(copy)
+    keys = np.random.default_rng(0).integers(0, 2, (12, 4)).astype(np.uint8)
+    fa = [a.reset(None, seed=2)] + [a.step(k) for k in keys]
+    fb = [b.reset(None, seed=2)] + [b.step(k) for k in keys]
+    assert np.array_equal(np.stack(fa), np.stack(fb))
+
+
+def test_same_context_keys_and_seed_give_the_same_frames(tiny_world):
+    world = World.load(tiny_world)
+    keys = np.random.default_rng(1).integers(0, 2, (10, 4)).astype(np.uint8)
+    runs = []
+    for seed in (5, 5, 6):
+        world.reset(None, seed=seed)
+        runs.append(np.stack([world.step(k) for k in keys]))
+    assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
+
+
+def test_context_from_an_image_and_from_a_clip(tiny_world):
+    world = World.load(tiny_world)
+    big = np.random.default_rng(0).integers(0, 255, (100, 140, 3), dtype=np.uint8)
+    first = world.reset(big)
+    assert first.shape == (32, 32, 3) and any("resized" in n for n in world.notices)
+    assert world.step(["up"]).shape == (32, 32, 3)
+    clip = np.random.default_rng(1).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(world.reset(clip), clip[-1]) and world.time == 6
+
+
+def test_batch_of_worlds_matches_single_worlds(tiny_world):
+    world = World.load(tiny_world)
+    keys = np.random.default_rng(2).integers(0, 2, (6, 4)).astype(np.uint8)
+    world.reset([None, None], seed=3)
+    batched = np.stack([world.step(np.stack([k, k])) for k in keys])  # [T, B, H, W, 3]
+    assert batched.shape == (6, 2, 32, 32, 3)
+    assert np.abs(batched[:, 0].astype(int) - batched[:, 1].astype(int)).max() > 0, "each world draws its own noise"
+
+
+def test_memory_is_flat_over_many_steps(tiny_export):
+    """10,000 steps: the KV cache and buffers are allocated once, so resident memory does not grow."""
+    world = World.load(tiny_export, backend="onnx", threads=1)
+    stepper_arrays = None
+
+    def rss_mb():
+        with open(f"/proc/{os.getpid()}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    world.reset(None, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(500):  # warm-up: allocator pools settle
+        world.step(rng.integers(0, 2, 4).astype(np.uint8))
+    stepper_arrays = [id(a) for a in world.rollout.stepper._host]
+    before = rss_mb()
+    for _ in range(10_000):
+        world.step(rng.integers(0, 2, 4).astype(np.uint8))
+    growth = rss_mb() - before
+    assert [id(a) for a in world.rollout.stepper._host] == stepper_arrays
+    assert world.time == 10_501
+    assert growth < 16, f"resident memory grew by {growth:.1f} MiB over 10,000 steps"
+
+
+# ---- bad files ----------------------------------------------------------------
+def test_truncated_bundle_says_truncated(tiny_world, tmp_path):
+    bad = tmp_path / "cut.safetensors"
+    data = tiny_world.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="truncated"):
+        World.load(bad)
+
+
+def test_foreign_safetensors_says_not_a_world(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"w": np.zeros(3, np.float32)}, str(path), metadata={"author": "someone"})
+    with pytest.raises(BundleError, match="not a Skyloop world"):
+        World.load(path)
+
+
+def test_garbage_file_says_not_safetensors(tmp_path):
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(struct.pack("<Q", 10**12) + b"junk")
+    with pytest.raises(BundleError, match="not a safetensors file"):
+        World.load(path)
+
+
+def _rewrite_metadata(src, dst, edit):
+    from safetensors import safe_open
+    from safetensors.numpy import save_file as save_np
+
+    with safe_open(str(src), framework="np") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    obj = json.loads(meta["skyloop"])
+    edit(obj, tensors)
+    meta["skyloop"] = json.dumps(obj)
+    save_np(tensors, str(dst), metadata=meta)
+
+
+def test_other_format_version_is_named(tiny_world, tmp_path):
+    path = tmp_path / "future.safetensors"
+    _rewrite_metadata(tiny_world, path, lambda o, t: o.update(format_version=99))
+    with pytest.raises(BundleError, match="version 99"):
+        World.load(path)
+
+
+def test_weights_that_do_not_match_the_config_are_named(tiny_world, tmp_path):
+    path = tmp_path / "mismatch.safetensors"
+    _rewrite_metadata(tiny_world, path, lambda o, t: o["dynamics"].update(width=128, heads=4))
+    with pytest.raises(BundleError, match="dynamics weights do not match"):
+        World.load(path)
+
+
+def test_missing_world_file():
+    with pytest.raises(SkyloopError, match="does not exist"):
+        World.load("/nonexistent/world.safetensors")
