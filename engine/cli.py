@@ -237,6 +237,22 @@ def cmd_bench_speed(args) -> int:
     return 0
 
 
+def cmd_bench_consistency(args) -> int:
+    from dataclasses import replace
+
+    from engine.bench.consistency import QUICK, ConsistencyConfig, bench_consistency
+
+    cfg = QUICK if args.quick else ConsistencyConfig()
+    over = {k: v for k, v in (("seeds", args.seeds), ("frames", args.frames), ("stability_frames", args.stability_frames)) if v}
+    if args.loops:
+        over["loops"] = tuple(int(x) for x in args.loops.split(","))
+    cfg = replace(cfg, **over)
+    parts = tuple(p.strip() for p in args.parts.split(",")) if args.parts else ("tf", "ar", "loop", "action", "stability")
+    bench_consistency(args.world, scene=args.scene, cfg=cfg, out=args.out, backend=args.backend, device=args.device,
+                      threads=args.threads, sampler=_sampler_overrides(args), speed=args.speed, parts=parts)
+    return 0
+
+
 # ---- parser ------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skyloop", description="Skyloop: a neural game engine.")
@@ -349,6 +365,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--context-noise", type=float, help="context noise level (default: the world's)")
     q.add_argument("--out", default="runs/bench-speed", help="report folder (default runs/bench-speed)")
     q.set_defaults(func=cmd_bench_speed)
+    q = bsub.add_parser("consistency", help="a world against its real scene: teacher-forced, rollouts, loops, actions, stability")
+    q.add_argument("world", help="world file (.safetensors) or ONNX export folder")
+    q.add_argument("--scene", help="ground-truth scene (default: the world's)")
+    q.add_argument("--seeds", type=int, help="rollouts (evaluation seeds, never training ones; default 8)")
+    q.add_argument("--frames", type=int, help="autoregressive rollout length (default 1000)")
+    q.add_argument("--stability-frames", type=int, help="length of the stability runs (default 10000)")
+    q.add_argument("--loops", help="comma-separated out lengths L for loop closure (default 2,4,8,16,32,64)")
+    q.add_argument("--parts", help="comma-separated subset of tf,ar,loop,action,stability (default all)")
+    q.add_argument("--quick", action="store_true", help="small settings that finish in under a minute on a CPU (for CI)")
+    q.add_argument("--speed", action="store_true", help="also run bench speed and put it in the same report")
+    q.add_argument("--backend", default="torch", choices=["torch", "compile", "onnx"], help="how to run the world (default torch)")
+    q.add_argument("--device", help="cpu or cuda")
+    q.add_argument("--threads", type=int, help="CPU threads for the model")
+    q.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
+    q.add_argument("--context-noise", type=float, help="context noise of generated frames (default: the world's)")
+    q.add_argument("--out", default="runs/bench-consistency", help="report folder (default runs/bench-consistency)")
+    q.set_defaults(func=cmd_bench_consistency)
     q = bsub.add_parser("scenes", help="ground-truth scene frame rate per core")
     q.add_argument("--scenes", nargs="*", default=["maze", "overworld", "bounce"], help="scenes to time")
     q.add_argument("--size", default="64x64", help="frame size HxW (default 64x64)")

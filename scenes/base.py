@@ -13,6 +13,7 @@ class SceneBase:
 
     name: str = ""
     keyset: KeySet
+    inverse_keys: dict[str, str] | None = None  # key -> the key that undoes it, where moves can be undone exactly
 
     def __init__(self, size: tuple[int, int] = (64, 64)):
         h, w = (int(v) for v in size)

@@ -149,8 +149,7 @@ def _maze_policy(scene, rng):
         return [turn, "forward"] if abs(err) < 3 * maze.TURN else [turn]
 
     explorer = GridExplorer(~scene.walls, cell_of, steer, rng)
-    inverse = {"forward": "back", "back": "forward", "turn_left": "turn_right", "turn_right": "turn_left",
-               "strafe_left": "strafe_right", "strafe_right": "strafe_left"}
+    inverse = scene.inverse_keys
     sticky = StickyRandom(scene.keyset, combos, rng)
     return Mixture([OutAndBack(explorer, scene.keyset, inverse, rng), OutAndBack(sticky, scene.keyset, inverse, rng, p_start=0.04)],
                    [0.6, 0.4], rng)
@@ -180,7 +179,7 @@ def _overworld_policy(scene, rng):
         return keys
 
     explorer = GridExplorer(free, cell_of, steer, rng)
-    inverse = {"up": "down", "down": "up", "left": "right", "right": "left"}
+    inverse = scene.inverse_keys
     sticky = StickyRandom(scene.keyset, combos, rng)
     return Mixture([OutAndBack(explorer, scene.keyset, inverse, rng), OutAndBack(sticky, scene.keyset, inverse, rng, p_start=0.04)],
                    [0.6, 0.4], rng)

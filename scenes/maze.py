@@ -175,6 +175,9 @@ class Maze(SceneBase):
 
     name = "maze"
     keyset = KEYS
+    # Each key undone by another: L ticks out and the inverses in reverse order come back (when nothing blocks).
+    inverse_keys = {"forward": "back", "back": "forward", "turn_left": "turn_right", "turn_right": "turn_left",
+                    "strafe_left": "strafe_right", "strafe_right": "strafe_left"}
 
     def __init__(self, size=(64, 64), level: int = 0):
         super().__init__(size)

@@ -99,6 +99,7 @@ class Overworld(SceneBase):
 
     name = "overworld"
     keyset = KEYS
+    inverse_keys = {"up": "down", "down": "up", "left": "right", "right": "left"}  # see Maze.inverse_keys
 
     def __init__(self, size=(64, 64), level: int = 0):
         super().__init__(size)

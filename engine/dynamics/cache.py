@@ -78,3 +78,11 @@ class TorchStepper:
 
     def clear(self) -> None:
         self.cache.clear()
+
+    def snapshot(self):
+        c = self.cache
+        return c.k.clone(), c.v.clone(), c.bias.clone()
+
+    def restore(self, state) -> None:
+        for dst, src in zip((self.cache.k, self.cache.v, self.cache.bias), state):
+            dst.copy_(src)

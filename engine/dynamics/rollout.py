@@ -51,6 +51,16 @@ class Rollout:
         keys = np.asarray(keys, np.float32)
         return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t, self.prev), self.shape, self.rng)
 
+    def snapshot(self):
+        """Everything the future depends on: cache, time, residual base, noise state (a game's save state)."""
+        return self.stepper.snapshot(), self.time, None if self.prev is None else self.prev.copy(), self.rng.bit_generator.state
+
+    def restore(self, state) -> None:
+        cache, self.time, prev, rng_state = state
+        self.stepper.restore(cache)
+        self.prev = None if prev is None else prev.copy()
+        self.rng.bit_generator.state = rng_state
+
     def commit_real(self, tokens: np.ndarray, keys: np.ndarray) -> None:
         """Puts a real frame into the context (clean), advancing time."""
         self.stepper.commit(tokens, 0.0, np.asarray(keys, np.float32), self.time)

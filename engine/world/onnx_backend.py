@@ -140,6 +140,15 @@ class OnnxStepper:
     def clear(self) -> None:
         self.bias[:] = -np.inf
 
+    def snapshot(self):
+        return self.k[self.current].numpy(), self.v[self.current].numpy(), self.bias.copy()
+
+    def restore(self, state) -> None:
+        k, v, bias = state
+        self.k[self.current].update_inplace(np.ascontiguousarray(k))
+        self.v[self.current].update_inplace(np.ascontiguousarray(v))
+        self.bias[:] = bias
+
     def _slot(self, time: int) -> slice:
         n = self.cfg.tokens_per_frame
         s = time % self.cfg.context

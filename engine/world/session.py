@@ -35,6 +35,7 @@ class World:
         self.sampler = FlowSampler(self.sampler_cfg)
         self.rollout: Rollout | None = None
         self.batch = 0
+        self.batched = False
         self.notices: list[str] = []  # things the user should be told (image resized, scene missing, ...)
         self.last_step_ms = 0.0
 
@@ -147,11 +148,15 @@ class World:
             self.rollout = Rollout(stepper, self.sampler, (b, *tokens.shape[2:]), len(self.keyset))
             self.batch = b
         self.rollout.reset(tokens, context_keys, seed=seed)
+        self.batched = isinstance(context, list)  # a list of contexts: frames come back with a batch axis, even for one
         last = clips[:, -1]
-        return last if isinstance(context, list) else last[0]
+        return last if self.batched else last[0]
 
     def keys_batch(self, keys) -> np.ndarray:
-        if self.batch > 1 and isinstance(keys, np.ndarray) and keys.ndim == 2:
+        """[B, K] multi-hot: one row per world of the batch, or the same keys for all of them."""
+        if isinstance(keys, np.ndarray) and keys.ndim == 2:
+            if len(keys) != self.batch:
+                raise SkyloopError(f"{len(keys)} rows of keys for a batch of {self.batch} worlds")
             return np.stack([self.keyset.vector(k) for k in keys])
         return np.repeat(self.keyset.vector(keys)[None], self.batch, axis=0)
 
@@ -167,7 +172,34 @@ class World:
         tokens = self.rollout.step(self.keys_batch(keys))
         frames = self.backend.decode_unit(tokens)
         self.last_step_ms = (time.perf_counter() - start) * 1000
-        return frames if self.batch > 1 else frames[0]
+        return frames if self.batched else frames[0]
+
+    def predict(self, keys=()) -> np.ndarray:
+        """The next frame for these keys without keeping it (teacher forcing: observe() the real one instead)."""
+        if self.rollout is None:
+            raise SkyloopError("call reset(context) before predict()")
+        frames = self.backend.decode(self.rollout.predict(self.keys_batch(keys)))
+        return frames if self.batched else frames[0]
+
+    def observe(self, frames: np.ndarray, keys=()) -> None:
+        """Puts real frames (uint8 [H, W, 3], or [B, H, W, 3] for a batch) into the context as the next tick."""
+        if self.rollout is None:
+            raise SkyloopError("call reset(context) before observe()")
+        frames = np.asarray(frames)
+        frames = frames.reshape(-1, *frames.shape[-3:])
+        self.rollout.commit_real(self.backend.encode(frames), self.keys_batch(keys))
+
+    def snapshot(self):
+        """A save state: reset()-free restore() continues from exactly here."""
+        if self.rollout is None:
+            raise SkyloopError("call reset(context) before snapshot()")
+        return self.batch, self.rollout.snapshot()
+
+    def restore(self, state) -> None:
+        batch, rollout_state = state
+        if batch != self.batch:
+            raise SkyloopError(f"snapshot is of a batch of {batch}, the world now runs {self.batch}")
+        self.rollout.restore(rollout_state)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         return self.backend.encode(frames)

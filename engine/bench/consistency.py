@@ -1,0 +1,506 @@
+"""`skyloop bench consistency`: a learned world against its deterministic ground truth, for as long as
+you ask, with weight-free metrics only.
+
+The world and the real scene start from the same frame and get identical keys:
+1. teacher-forced: 1-step PSNR/SSIM, the context always real;
+2. autoregressive: PSNR/SSIM curves over the rollout, mean and spread over seeds,
+   and the first step at which PSNR falls below a threshold;
+3. loop closure: L ticks out and back by the exact inverse keys, L from inside to
+   well beyond the context window; the return frame against the real one and
+   against the world's own departure frame;
+4. action following: fork the world (a save state) and the scene with two key
+   sequences; does each branch of the world look like its own real branch;
+5. stability: long no-op and exploration runs (up to 10,000 frames): sharpness,
+   colour-histogram drift and flicker, relative to the real frames;
+6. floors: repeat-the-first/last-frame, and the tokenizer's own reconstruction
+   of the truth as a ceiling, so every number has a reference.
+
+Evaluation seeds are never seeds the world was trained on.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.actions import StickyRandom
+from engine.bench import metrics as M
+from engine.bench.machine import machine, machine_line, write_report
+from engine.types import SkyloopError
+
+
+@dataclass
+class ConsistencyConfig:
+    seeds: int = 8  # rollouts (scene start seeds), run as one batch
+    frames: int = 1000  # autoregressive rollout length
+    tf_frames: int = 64  # teacher-forced predictions per seed
+    loops: tuple[int, ...] = (2, 4, 8, 16, 32, 64)  # out lengths L of the loop-closure scripts
+    loops_per_length: int = 4  # loop scripts per length
+    forks: int = 16  # action-following forks
+    fork_length: int = 8  # ticks per branch
+    stability_frames: int = 10000  # length of the no-op and exploration stability runs
+    stability_batch: int = 2  # rollouts per stability run
+    warmup: int = 16  # policy ticks before a loop or a fork starts
+    threshold: float = 20.0  # PSNR (dB) under which an autoregressive rollout counts as drifted
+    strip_steps: tuple[int, ...] = (1, 4, 16, 64, 256, 1000, 4000, 10000)  # steps shown in the strip
+
+
+QUICK = ConsistencyConfig(seeds=2, frames=32, tf_frames=12, loops=(2, 8), loops_per_length=1, forks=2, fork_length=4,
+                          stability_frames=48, stability_batch=1, warmup=4)
+
+
+# ---- seeds and scripts -----------------------------------------------------------
+def training_seeds(spec) -> set[int]:
+    """Scene seeds of the world's training episodes (from its manifest, or re-derived from the recipe)."""
+    seeds: set[int] = set()
+    path = Path(spec.dataset.get("path", "")) / "manifest.json"
+    if path.exists():
+        manifest = json.loads(path.read_text())
+        seeds |= {int(e["seed"]) for e in manifest.get("episodes", []) if e.get("seed") is not None}
+    recipe = spec.dataset.get("collection", {})
+    if "seed" in recipe and "episodes" in recipe:
+        from engine.data.collect import episode_seeds
+
+        seeds |= {episode_seeds(int(recipe["seed"]), i)[0] for i in range(int(recipe["episodes"]))}
+    return seeds
+
+
+def eval_seeds(spec, n: int, start: int = 1_000_000) -> list[int]:
+    used = training_seeds(spec)
+    out, s = [], start
+    while len(out) < n:
+        if s not in used:
+            out.append(s)
+        s += 1
+    return out
+
+
+class Scenes:
+    """A batch of real scenes stepped together."""
+
+    def __init__(self, make, seeds: list[int]):
+        self.scenes = [make() for _ in seeds]
+        self.seeds = seeds
+
+    def reset(self) -> np.ndarray:
+        return np.stack([s.reset(seed) for s, seed in zip(self.scenes, self.seeds)])
+
+    def step(self, keys: np.ndarray) -> np.ndarray:
+        return np.stack([s.step(k) for s, k in zip(self.scenes, keys)])
+
+    def close(self) -> None:
+        for s in self.scenes:
+            s.close()
+
+
+def policy_keys(scenes: Scenes, n: int, tag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drives each scene with its exploration policy for n ticks; returns (keys [n, B, K], real frames [n + 1, B, H, W, 3])."""
+    from scenes.explore import make_policy
+
+    first = scenes.reset()
+    policies = [make_policy(s, np.random.default_rng([seed, tag])) for s, seed in zip(scenes.scenes, scenes.seeds)]
+    keys, frames = [], [first]
+    for _ in range(n):
+        k = np.stack([s.keyset.vector(p.act(s)) for s, p in zip(scenes.scenes, policies)])
+        keys.append(k)
+        frames.append(scenes.step(k))
+    return np.stack(keys), np.stack(frames)
+
+
+# ---- the parts -----------------------------------------------------------------------
+def teacher_forced(world, scenes: Scenes, cfg: ConsistencyConfig) -> dict:
+    keys, real = policy_keys(scenes, cfg.tf_frames, tag=1)
+    world.reset(list(real[0]))
+    preds = []
+    for t in range(cfg.tf_frames):
+        preds.append(world.predict(keys[t]))
+        world.observe(real[t + 1], keys[t])
+    preds = np.stack(preds)  # [T, B, ...]
+    truth = real[1:]
+    recon = world.decode(world.encode(truth.reshape(-1, *truth.shape[2:]))).reshape(truth.shape)
+    return {
+        "psnr": float(M.psnr(preds, truth).mean()), "ssim": float(M.ssim(preds, truth).mean()),
+        "floor_repeat_last_psnr": float(M.psnr(real[:-1], truth).mean()), "floor_repeat_last_ssim": float(M.ssim(real[:-1], truth).mean()),
+        "ceiling_tokenizer_psnr": float(M.psnr(recon, truth).mean()), "ceiling_tokenizer_ssim": float(M.ssim(recon, truth).mean()),
+    }
+
+
+def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress) -> tuple[dict, dict]:
+    keys, real = policy_keys(scenes, cfg.frames, tag=2)
+    world.reset(list(real[0]))
+    psnr_c, ssim_c, first_c, recon_c = [], [], [], []
+    shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for t in range(cfg.frames):
+        frame = world.step(keys[t])
+        truth = real[t + 1]
+        psnr_c.append(M.psnr(frame, truth))
+        ssim_c.append(M.ssim(frame, truth))
+        first_c.append(M.psnr(real[0], truth))
+        if t + 1 in cfg.strip_steps or t + 1 == cfg.frames:
+            shown[t + 1] = (truth[0], frame[0])
+        progress(1)
+    psnr_c, ssim_c, first_c = np.stack(psnr_c), np.stack(ssim_c), np.stack(first_c)  # [T, B]
+    sample = np.linspace(0, cfg.frames - 1, min(64, cfg.frames)).astype(int)
+    truth_s = real[1:][sample]
+    recon = world.decode(world.encode(truth_s.reshape(-1, *truth_s.shape[2:]))).reshape(truth_s.shape)
+    steps = M.log_steps(cfg.frames)
+    mean = psnr_c.mean(1)
+    crossings = [M.first_below(psnr_c[:, b], cfg.threshold) for b in range(psnr_c.shape[1])]
+    out = {
+        "steps": steps,
+        "psnr_mean": {str(s): float(mean[s - 1]) for s in steps},
+        "psnr_std": {str(s): float(psnr_c[s - 1].std()) for s in steps},
+        "psnr_min": {str(s): float(psnr_c[s - 1].min()) for s in steps},
+        "ssim_mean": {str(s): float(ssim_c[s - 1].mean()) for s in steps},
+        "ssim_std": {str(s): float(ssim_c[s - 1].std()) for s in steps},
+        "floor_repeat_first_psnr": {str(s): float(first_c[s - 1].mean()) for s in steps},
+        "ceiling_tokenizer_psnr": float(M.psnr(recon, truth_s).mean()),
+        "threshold": cfg.threshold,
+        "first_below_threshold_mean_curve": M.first_below(mean, cfg.threshold),
+        "first_below_threshold_per_seed": crossings,
+    }
+    curves = {"psnr": psnr_c, "ssim": ssim_c, "repeat_first": first_c, "shown": shown}
+    return out, curves
+
+
+def loop_closure(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progress) -> dict:
+    """Out L ticks and back by the exact inverse; only scripts whose real return frame equals the departure frame count."""
+    probe = make_scene()
+    inverse = getattr(probe, "inverse_keys", None)
+    keyset = probe.keyset
+    probe.close()
+    if not inverse:
+        return {"available": False, "why": "this scene has no exact inverse keys (physics does not run backwards)"}
+    perm = np.array([keyset.names.index(inverse.get(n, n)) for n in keyset.names])
+    movers = [n for n in keyset.names if n in inverse]
+    combos = [(n,) for n in movers] + [(a, b) for i, a in enumerate(movers) for b in movers[i + 1:] if inverse.get(a) != b]
+    results = {}
+    for length in cfg.loops:
+        trials = []  # (seed, prefix keys, out keys)
+        for j in range(cfg.loops_per_length):
+            seed = seeds[j % len(seeds)]
+            for attempt in range(30):
+                rng = np.random.default_rng([seed, length, j, attempt])
+                scene = make_scene()
+                scene.reset(seed)
+                prefix = [scene.keyset.vector(c) for c in _sticky(keyset, combos, rng, cfg.warmup)]
+                for k in prefix:
+                    depart = scene.step(k)
+                out = _sticky(keyset, combos, rng, length)
+                for k in out:
+                    far = scene.step(k)
+                for k in out[::-1]:
+                    ret = scene.step(k[perm])
+                scene.close()
+                if np.array_equal(ret, depart) and not np.array_equal(far, depart):  # went somewhere and came back exactly
+                    trials.append((seed, np.stack(prefix), out))
+                    break
+        if not trials:
+            continue
+        b = len(trials)
+        scenes = [make_scene() for _ in trials]
+        starts = [s.reset(t[0]) for s, t in zip(scenes, trials)]
+        world.reset(starts)
+        script = np.concatenate([np.stack([t[1] for t in trials], 1), np.stack([t[2] for t in trials], 1),
+                                 np.stack([t[2][::-1][:, perm] for t in trials], 1)])  # [ticks, B, K]
+        frames, real = [], []
+        for k in script:
+            frames.append(world.step(k))
+            real.append(np.stack([s.step(kk) for s, kk in zip(scenes, k)]))
+            progress(1)
+        for s in scenes:
+            s.close()
+        depart_w, return_w = frames[cfg.warmup - 1], frames[-1]
+        depart_r, return_r = real[cfg.warmup - 1], real[-1]
+        results[str(length)] = {
+            "scripts": b,
+            "self_psnr": float(M.psnr(return_w, depart_w).mean()),
+            "gt_psnr": float(M.psnr(return_w, return_r).mean()),
+            "departure_gt_psnr": float(M.psnr(depart_w, depart_r).mean()),
+            "self_ssim": float(M.ssim(return_w, depart_w).mean()),
+        }
+    if not results:
+        return {"available": False, "why": "no out-and-back script returned exactly in the real scene"}
+    self_all = [v["self_psnr"] for v in results.values()]
+    gt_all = [v["gt_psnr"] for v in results.values()]
+    return {"available": True, "context": world.spec.dynamics.context, "by_length": results,
+            "self_psnr": float(np.mean(self_all)), "gt_psnr": float(np.mean(gt_all))}
+
+
+def _sticky(keyset, combos, rng, n) -> np.ndarray:
+    policy = StickyRandom(keyset, combos, rng, hold=4.0)
+    return np.stack([policy.act().copy() for _ in range(n)])
+
+
+def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progress) -> dict:
+    """Fork after a warm-up with two different key sequences; each world branch should resemble its own real branch."""
+    probe = make_scene()
+    keyset = probe.keyset
+    probe.close()
+    names = keyset.names
+    combos = [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    fork_seeds = [seeds[j % len(seeds)] for j in range(cfg.forks)]
+    rng = np.random.default_rng(7)
+    prefix = np.stack([_sticky(keyset, combos, np.random.default_rng([s, j, 1]), cfg.warmup) for j, s in enumerate(fork_seeds)], 1)
+    branch_a = np.stack([_sticky(keyset, combos, np.random.default_rng([s, j, 2]), cfg.fork_length) for j, s in enumerate(fork_seeds)], 1)
+    branch_b = np.stack([_sticky(keyset, combos, np.random.default_rng([s, j, 3]), cfg.fork_length) for j, s in enumerate(fork_seeds)], 1)
+    same = (branch_a == branch_b).all(axis=(0, 2))
+    branch_b[:, same] = branch_a[:, same][..., ::-1]  # make every pair of branches differ
+    del rng
+
+    def real_run(branch):
+        scenes = [make_scene() for _ in fork_seeds]
+        for s, seed in zip(scenes, fork_seeds):
+            s.reset(seed)
+        for k in prefix:
+            for s, kk in zip(scenes, k):
+                s.step(kk)
+        frames = np.stack([np.stack([s.step(kk) for s, kk in zip(scenes, k)]) for k in branch])
+        for s in scenes:
+            s.close()
+        return frames
+
+    starts = []
+    for seed in fork_seeds:
+        s = make_scene()
+        starts.append(s.reset(seed))
+        s.close()
+    world.reset(starts)
+    for k in prefix:
+        world.step(k)
+        progress(1)
+    save = world.snapshot()
+    wa = np.stack([world.step(k) for k in branch_a])
+    world.restore(save)
+    wb = np.stack([world.step(k) for k in branch_b])
+    progress(2 * cfg.fork_length)
+    ra, rb = real_run(branch_a), real_run(branch_b)
+    real_differs = (np.abs(ra.astype(int) - rb.astype(int)).reshape(*ra.shape[:2], -1).max(-1) > 0)  # [T, B]
+    correct_a = M.psnr(wa, ra) > M.psnr(wa, rb)
+    correct_b = M.psnr(wb, rb) > M.psnr(wb, ra)
+    votes = np.concatenate([correct_a[real_differs], correct_b[real_differs]])
+    d_world = np.abs(wa.astype(float) - wb.astype(float)).mean(axis=(2, 3, 4))
+    d_real = np.abs(ra.astype(float) - rb.astype(float)).mean(axis=(2, 3, 4))
+    out = {
+        "forks": cfg.forks, "branch_length": cfg.fork_length,
+        "agreement": float(votes.mean()) if len(votes) else None,
+        "compared_frames": int(len(votes)),
+        "branch_difference_ratio": float(d_world.sum() / max(d_real.sum(), 1e-9)),
+    }
+    turn_keys = [n for n in names if "turn" in n or n in ("left", "right")]
+    if turn_keys:  # camera or player moves sideways: does the picture move the same way?
+        signs = []
+        for w_frames, r_frames in ((wa, ra), (wb, rb)):
+            for b in range(w_frames.shape[1]):
+                for t in range(1, w_frames.shape[0]):
+                    real_shift = M.horizontal_shift(r_frames[t - 1, b], r_frames[t, b])
+                    if abs(real_shift) > 1.0:
+                        signs.append(np.sign(M.horizontal_shift(w_frames[t - 1, b], w_frames[t, b])) == np.sign(real_shift))
+        out["motion_direction_agreement"] = float(np.mean(signs)) if signs else None
+        out["motion_samples"] = len(signs)
+    return out
+
+
+def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progress) -> dict:
+    """Long runs: no keys at all, and the exploration policy. Sharpness, colour drift and flicker over time."""
+    from scenes.explore import make_policy
+
+    out = {}
+    curves = {}
+    batch_seeds = seeds[: cfg.stability_batch]
+    for name in ("noop", "explore"):
+        scenes = [make_scene() for _ in batch_seeds]
+        first = np.stack([s.reset(seed) for s, seed in zip(scenes, batch_seeds)])
+        policies = [make_policy(s, np.random.default_rng([seed, 5])) for s, seed in zip(scenes, batch_seeds)]
+        world.reset(list(first))
+        prev_w, prev_r = first, first
+        hist0 = M.colour_histogram(first)
+        sharp_w, sharp_r, drift, drift_real, flick_w, flick_r = [], [], [], [], [], []
+        for t in range(cfg.stability_frames):
+            if name == "noop":
+                keys = np.zeros((len(scenes), len(scenes[0].keyset)), np.uint8)
+            else:
+                keys = np.stack([s.keyset.vector(p.act(s)) for s, p in zip(scenes, policies)])
+            w = world.step(keys)
+            r = np.stack([s.step(k) for s, k in zip(scenes, keys)])
+            sharp_w.append(M.sharpness(w).mean())
+            sharp_r.append(M.sharpness(r).mean())
+            drift.append(M.histogram_distance(M.colour_histogram(w), M.colour_histogram(r)).mean())
+            drift_real.append(M.histogram_distance(M.colour_histogram(r), hist0).mean())
+            flick_w.append(M.flicker(np.stack([prev_w, w], 1)).mean())
+            flick_r.append(M.flicker(np.stack([prev_r, r], 1)).mean())
+            prev_w, prev_r = w, r
+            progress(1)
+        for s in scenes:
+            s.close()
+        sharp_w, sharp_r = np.array(sharp_w), np.array(sharp_r)
+        tail = slice(int(len(sharp_w) * 0.9), None)
+        ratio = sharp_w / np.maximum(sharp_r, 1e-9)
+        out[name] = {
+            "frames": cfg.stability_frames,
+            "sharpness_ratio_end": float(sharp_w[tail].mean() / max(sharp_r[tail].mean(), 1e-9)),
+            "sharpness_ratio_start": float(ratio[: max(1, len(ratio) // 10)].mean()),
+            "histogram_distance_end": float(np.mean(drift[tail])),
+            "histogram_distance_start": float(np.mean(drift[: max(1, len(drift) // 10)])),
+            "flicker_world_end": float(np.mean(flick_w[tail])),
+            "flicker_real_end": float(np.mean(flick_r[tail])),
+        }
+        curves[name] = {"sharpness_ratio": ratio, "histogram_distance": np.array(drift), "flicker_world": np.array(flick_w),
+                        "flicker_real": np.array(flick_r)}
+    out["sharpness_ratio_end"] = float(min(v["sharpness_ratio_end"] for v in out.values() if isinstance(v, dict)))
+    return out, curves
+
+
+# ---- running it ---------------------------------------------------------------------
+def bench_consistency(world_path, scene: str | None = None, cfg: ConsistencyConfig = ConsistencyConfig(), out="runs/bench-consistency",
+                      backend: str = "torch", device: str | None = None, threads: int | None = None, sampler: dict | None = None,
+                      speed: bool = False, parts: tuple[str, ...] = ("tf", "ar", "loop", "action", "stability")) -> dict:
+    import functools
+
+    from tqdm import tqdm
+
+    from engine.bench.plots import ar_curves_plot, loop_plot, stability_plot, strip_image
+    from engine.world.session import World
+    from scenes import SCENES, make_scene
+
+    world = World.load(world_path, backend=backend, device=device, threads=threads, sampler=sampler)
+    spec = world.spec
+    scene = scene or spec.scene
+    if scene not in SCENES and not scene.startswith("gym:"):
+        raise SkyloopError(f"the world's scene {scene!r} is not a ground-truth scene here; pass --scene NAME (one of {', '.join(SCENES)})")
+    options = spec.scene_options if scene == spec.scene else {}
+    make = functools.partial(make_scene, scene, size=spec.frame_size, **options)
+    probe = make()
+    if probe.keyset.names != world.keyset.names:
+        raise SkyloopError(f"scene {scene} has keys {list(probe.keyset.names)}, the world {list(world.keyset.names)}")
+    probe.close()
+    seeds = eval_seeds(spec, cfg.seeds)
+    total = (cfg.frames if "ar" in parts else 0) + (2 * cfg.stability_frames if "stability" in parts else 0) \
+        + (sum(cfg.warmup + 2 * L for L in cfg.loops) if "loop" in parts else 0) + (cfg.warmup + 2 * cfg.fork_length if "action" in parts else 0)
+    bar = tqdm(total=total, unit="frame", desc="consistency", mininterval=1.0, dynamic_ncols=True)
+    started = time.perf_counter()
+    report: dict = {"benchmark": "consistency", "world": str(world_path), "world_sha256": world.sha256, "scene": scene,
+                    "frame_size": list(spec.frame_size), "backend": world.describe(), "sampler": asdict(world.sampler_cfg),
+                    "config": asdict(cfg), "seeds": seeds, "machine": machine(), "training": spec.training}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    curves = {}
+    try:
+        if "tf" in parts:
+            report["teacher_forced"] = teacher_forced(world, Scenes(make, seeds), cfg)
+        if "ar" in parts:
+            report["autoregressive"], curves["ar"] = autoregressive(world, Scenes(make, seeds), cfg, bar.update)
+        if "loop" in parts:
+            report["loop_closure"] = loop_closure(world, make, seeds, cfg, bar.update)
+        if "action" in parts:
+            report["action_following"] = action_following(world, make, seeds, cfg, bar.update)
+        if "stability" in parts:
+            report["stability"], curves["stability"] = stability(world, make, seeds, cfg, bar.update)
+    finally:
+        bar.close()
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    if speed:
+        from engine.bench.speed import bench_speed
+
+        report["speed"] = bench_speed(world_path, [backend], frames=200, out=out / "speed", sampler=sampler)["summary"]
+    figures = []
+    if "ar" in curves:
+        figures.append(ar_curves_plot(out / "autoregressive.png", curves["ar"], report["autoregressive"], cfg))
+        figures.append(strip_image(out / "strip.png", curves["ar"]["shown"]))
+    if report.get("loop_closure", {}).get("available"):
+        figures.append(loop_plot(out / "loop_closure.png", report["loop_closure"]))
+    if "stability" in curves:
+        figures.append(stability_plot(out / "stability.png", curves["stability"]))
+    summary = summarise(report, cfg)
+    report["summary"] = summary
+    write_report(out, report, markdown(report, [f.name for f in figures]))
+    print(f"report: {out / 'report.md'}")
+    print(json.dumps(summary))
+    return report
+
+
+def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
+    tf, ar = report.get("teacher_forced", {}), report.get("autoregressive", {})
+    loop, act, stab = report.get("loop_closure", {}), report.get("action_following", {}), report.get("stability", {})
+    return {
+        "benchmark": "consistency", "scene": report["scene"],
+        "psnr_tf": _r(tf.get("psnr")), "ssim_tf": _r(tf.get("ssim"), 4),
+        "psnr_ar": {k: _r(v) for k, v in ar.get("psnr_mean", {}).items()},
+        "ssim_ar": {k: _r(v, 4) for k, v in ar.get("ssim_mean", {}).items()},
+        "first_below_threshold": ar.get("first_below_threshold_mean_curve"),
+        "loop_self_psnr": _r(loop.get("self_psnr")), "loop_gt_psnr": _r(loop.get("gt_psnr")),
+        "action_agreement": _r(act.get("agreement"), 3), "motion_direction_agreement": _r(act.get("motion_direction_agreement"), 3),
+        "sharpness_ratio_end": _r(stab.get("sharpness_ratio_end"), 3),
+        "frames": cfg.frames, "stability_frames": cfg.stability_frames, "seeds": cfg.seeds,
+        **({"fps": report["speed"]["fps"]} if "speed" in report else {}),
+    }
+
+
+def _r(v, digits=2):
+    return None if v is None else round(float(v), digits)
+
+
+def markdown(report: dict, figures: list[str]) -> str:
+    s = report["summary"]
+    lines = [f"# Consistency of {Path(report['world']).name} against `{report['scene']}`\n",
+             f"Machine: {machine_line(report['machine'])}. Backend: {report['backend']['backend']} on {report['backend']['device']}; "
+             f"sampler {report['sampler']['steps']} steps, context noise {report['sampler']['context_noise']}. "
+             f"Seeds {report['seeds'][0]}..{report['seeds'][-1]} ({len(report['seeds'])}, none used in training). "
+             f"{report['seconds']} s.\n"]
+    tf = report.get("teacher_forced")
+    if tf:
+        lines += ["## Teacher-forced (context always real)\n", "| | PSNR dB | SSIM |", "|---|---|---|",
+                  f"| world, 1 step | **{tf['psnr']:.2f}** | **{tf['ssim']:.4f}** |",
+                  f"| floor: repeat the last frame | {tf['floor_repeat_last_psnr']:.2f} | {tf['floor_repeat_last_ssim']:.4f} |",
+                  f"| ceiling: tokenizer reconstruction | {tf['ceiling_tokenizer_psnr']:.2f} | {tf['ceiling_tokenizer_ssim']:.4f} |", ""]
+    ar = report.get("autoregressive")
+    if ar:
+        lines += ["## Autoregressive rollout\n", f"![autoregressive curves]({'autoregressive.png'})\n",
+                  "| step | PSNR mean | PSNR std | PSNR min | SSIM mean | floor: repeat first frame |", "|---|---|---|---|---|---|"]
+        for k in ar["psnr_mean"]:
+            lines.append(f"| {k} | {ar['psnr_mean'][k]:.2f} | {ar['psnr_std'][k]:.2f} | {ar['psnr_min'][k]:.2f} | "
+                         f"{ar['ssim_mean'][k]:.4f} | {ar['floor_repeat_first_psnr'][k]:.2f} |")
+        lines += ["", f"Tokenizer ceiling {ar['ceiling_tokenizer_psnr']:.2f} dB. First step below {ar['threshold']} dB: "
+                  f"{ar['first_below_threshold_mean_curve'] or 'never'} (mean curve); per seed {ar['first_below_threshold_per_seed']}.\n",
+                  "Real (top) and world (bottom) at the reported steps:\n", "![strip](strip.png)\n"]
+    loop = report.get("loop_closure")
+    if loop:
+        lines.append("## Loop closure (out L ticks, back by the exact inverse)\n")
+        if loop.get("available"):
+            lines += [f"Context window: {loop['context']} frames.\n", "![loop closure](loop_closure.png)\n",
+                      "| L | scripts | return vs own departure PSNR | return vs real PSNR | departure vs real PSNR |", "|---|---|---|---|---|"]
+            for L, v in loop["by_length"].items():
+                lines.append(f"| {L} | {v['scripts']} | {v['self_psnr']:.2f} | {v['gt_psnr']:.2f} | {v['departure_gt_psnr']:.2f} |")
+            lines.append("")
+        else:
+            lines.append(f"Not measured: {loop['why']}.\n")
+    act = report.get("action_following")
+    if act:
+        lines += ["## Action following (forked key sequences)\n",
+                  f"Each world branch is closer to its own real branch than to the other in **{_pct(act['agreement'])}** of "
+                  f"{act['compared_frames']} frames (chance: 50%). The world's branches differ by {act['branch_difference_ratio']:.2f}x "
+                  f"as much as the real ones."
+                  + (f" Sideways motion goes the right way in {_pct(act.get('motion_direction_agreement'))} of {act.get('motion_samples')} moves."
+                     if act.get("motion_samples") else "") + "\n"]
+    stab = report.get("stability")
+    if stab:
+        lines += ["## Stability (collapse detector)\n", "![stability](stability.png)\n",
+                  "| run | frames | sharpness world/real (start → end) | colour-histogram distance to real (start → end) | flicker world / real (end) |",
+                  "|---|---|---|---|---|"]
+        for name in ("noop", "explore"):
+            v = stab[name]
+            lines.append(f"| {name} | {v['frames']} | {v['sharpness_ratio_start']:.2f} → {v['sharpness_ratio_end']:.2f} | "
+                         f"{v['histogram_distance_start']:.3f} → {v['histogram_distance_end']:.3f} | {v['flicker_world_end']:.2f} / {v['flicker_real_end']:.2f} |")
+        lines.append("")
+    if "speed" in report:
+        sp = report["speed"]
+        lines += ["## Speed\n", f"{sp['backend']} on {sp['device']}: **{sp['fps']:.1f} FPS**, p50 {sp['ms_p50']:.2f} ms, p99 {sp['ms_p99']:.2f} ms.\n"]
+    lines += ["## Summary\n", "```json", json.dumps(s, indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{100 * v:.0f}%"

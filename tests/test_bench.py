@@ -1,0 +1,165 @@
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from engine.bench import metrics as M
+from engine.bench.consistency import (QUICK, Scenes, action_following, autoregressive, eval_seeds, loop_closure, stability,
+                                      teacher_forced)
+from scenes import make_scene
+
+
+# ---- metrics against known cases ------------------------------------------------------
+def checkerboard(h=16, w=16):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.repeat((((yy + xx) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def test_identical_frames_give_capped_psnr_and_ssim_one():
+    f = np.random.default_rng(0).integers(0, 255, (2, 24, 24, 3), dtype=np.uint8)
+    assert np.all(M.psnr(f, f) == M.PSNR_CAP)
+    assert np.allclose(M.ssim(f, f), 1.0)
+
+
+def test_one_pixel_shift_of_a_checkerboard_flips_every_pixel():
+    board = checkerboard()
+    shifted = np.roll(board, 1, axis=1)
+    assert M.psnr(board, shifted) == pytest.approx(0.0)  # MSE = 255^2
+    assert M.ssim(board, shifted) < 0, "anti-correlated structure"
+
+
+def test_a_single_changed_value_gives_the_textbook_psnr():
+    a = np.zeros((10, 20, 3), np.uint8)
+    b = a.copy()
+    b[3, 4, 1] = 255
+    assert M.psnr(a, b) == pytest.approx(10 * np.log10(10 * 20 * 3))
+
+
+def test_sharpness_histogram_and_flicker_known_values():
+    flat = np.full((8, 8, 3), 90, np.uint8)
+    assert M.sharpness(flat) == 0
+    assert M.sharpness(checkerboard(8, 8)) == pytest.approx(2 * 255.0**2)
+    black, white = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8)
+    assert M.histogram_distance(M.colour_histogram(black), M.colour_histogram(black)) == 0
+    assert M.histogram_distance(M.colour_histogram(black), M.colour_histogram(white)) == pytest.approx(1.0)
+    assert M.histogram_distance(M.colour_histogram(flat), M.colour_histogram(flat + 1)) < 0.05, "soft bins: one level is a small change"
+    assert M.flicker(np.stack([black, white, white])).tolist() == [255.0, 0.0]
+
+
+def test_horizontal_shift_recovers_a_roll():
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)
+    assert M.horizontal_shift(img, np.roll(img, 3, axis=1)) == pytest.approx(3.0, abs=0.2)
+    assert M.horizontal_shift(img, np.roll(img, -5, axis=1)) == pytest.approx(-5.0, abs=0.2)
+
+
+def test_log_steps_and_first_below():
+    assert M.log_steps(1000) == [1, 4, 16, 64, 256, 1000]
+    assert M.log_steps(100) == [1, 4, 16, 64, 100]
+    assert M.first_below(np.array([30.0, 25, 19, 22]), 20) == 3 and M.first_below(np.array([30.0]), 20) is None
+
+
+# ---- the benchmark's parts against worlds whose answers are known ---------------------
+class SceneWorld:
+    """A 'world' that is the real scene (perfect) or that never moves (frozen): the bench must score them as such."""
+
+    def __init__(self, name, seeds, frozen=False):
+        self.name, self.candidates, self.frozen = name, seeds, frozen
+        self.spec = SimpleNamespace(dynamics=SimpleNamespace(context=4))
+        self.scenes, self.last = [], None
+
+    def reset(self, frames):
+        self.scenes = []
+        for frame in frames:
+            for seed in self.candidates:
+                s = make_scene(self.name)
+                if np.array_equal(s.reset(seed), frame):
+                    self.scenes.append(s)
+                    break
+        assert len(self.scenes) == len(frames)
+        self.last = np.stack(frames)
+        return self.last
+
+    def step(self, keys):
+        frames = np.stack([s.step(k) for s, k in zip(self.scenes, keys)])
+        if not self.frozen:
+            self.last = frames
+        return self.last
+
+    def predict(self, keys):
+        import copy
+
+        return self.last if self.frozen else np.stack([copy.deepcopy(s).step(k) for s, k in zip(self.scenes, keys)])
+
+    def observe(self, frames, keys):
+        for s, k in zip(self.scenes, keys):
+            s.step(k)
+        self.last = np.asarray(frames)
+
+    def snapshot(self):
+        import copy
+
+        return [copy.deepcopy(s) for s in self.scenes], self.last
+
+    def restore(self, state):
+        import copy
+
+        self.scenes, self.last = [copy.deepcopy(s) for s in state[0]], state[1]
+
+    def encode(self, frames):
+        return frames
+
+    def decode(self, frames):
+        return frames
+
+
+SEEDS = [11, 12]
+
+
+def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
+    cfg = QUICK
+    make = lambda: make_scene("overworld")  # noqa: E731 - numpy-only scene: deep-copyable
+    perfect = SceneWorld("overworld", SEEDS)
+    tf = teacher_forced(perfect, Scenes(make, SEEDS), cfg)
+    assert tf["psnr"] == M.PSNR_CAP and tf["ssim"] == pytest.approx(1.0) and tf["ceiling_tokenizer_psnr"] == M.PSNR_CAP
+    ar, curves = autoregressive(perfect, Scenes(make, SEEDS), cfg, lambda n: None)
+    assert all(v == M.PSNR_CAP for v in ar["psnr_mean"].values()) and ar["first_below_threshold_mean_curve"] is None
+    loop = loop_closure(perfect, make, SEEDS, cfg, lambda n: None)
+    assert loop["available"] and loop["self_psnr"] == M.PSNR_CAP and loop["gt_psnr"] == M.PSNR_CAP
+    act = action_following(perfect, make, SEEDS, cfg, lambda n: None)
+    assert act["agreement"] == 1.0 and act["branch_difference_ratio"] == pytest.approx(1.0)
+    stab, _ = stability(perfect, make, SEEDS, cfg, lambda n: None)
+    assert stab["sharpness_ratio_end"] == pytest.approx(1.0) and stab["explore"]["histogram_distance_end"] == 0
+
+    frozen = SceneWorld("overworld", SEEDS, frozen=True)
+    tf = teacher_forced(frozen, Scenes(make, SEEDS), cfg)
+    assert tf["psnr"] == pytest.approx(tf["floor_repeat_last_psnr"])
+    ar, _ = autoregressive(frozen, Scenes(make, SEEDS), cfg, lambda n: None)
+    assert ar["psnr_mean"] == pytest.approx(ar["floor_repeat_first_psnr"])
+
+
+def test_loop_closure_is_not_claimed_for_physics():
+    make = lambda: make_scene("bounce")  # noqa: E731
+    assert loop_closure(SceneWorld("bounce", SEEDS), make, SEEDS, QUICK, lambda n: None)["available"] is False
+
+
+def test_evaluation_seeds_avoid_training_seeds(tiny_world):
+    from engine.bench.consistency import training_seeds
+    from engine.world.bundle import read_spec
+
+    spec = read_spec(tiny_world)
+    used = training_seeds(spec)
+    assert len(used) == spec.dataset["episodes"]
+    assert not set(eval_seeds(spec, 50)) & used
+
+
+def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
+    proc = cli("bench", "consistency", tiny_world, "--quick", "--out", tmp_path / "c", "--threads", "1", check=True)
+    line = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("psnr_tf", "ssim_tf", "psnr_ar", "loop_self_psnr", "loop_gt_psnr", "action_agreement", "sharpness_ratio_end",
+                "frames", "seeds"):
+        assert key in line
+    assert set(line["psnr_ar"]) == {"1", "4", "16", "32"}
+    for name in ("report.md", "report.json", "autoregressive.png", "strip.png", "loop_closure.png", "stability.png"):
+        assert (tmp_path / "c" / name).stat().st_size > 200, name
