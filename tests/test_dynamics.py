@@ -79,12 +79,11 @@ def test_cached_step_equals_full_recompute(frames):
     role = torch.cat([torch.ones(frames - 1), torch.zeros(frames - 1)])[None].expand(b, -1)
     with torch.no_grad():
         full = model.forward_frames(tokens, sigma, frame_keys, times, role, banded_mask(frames, CFG.context))[:, frames - 1:]
-    full = full + ctx[:, :-1]  # the residual: each target adds to the previous frame's context tokens
     stepper = TorchStepper(model, b)
     cached = []
     for t in range(frames):
         if t >= 1:
-            cached.append(stepper.denoise(tgt[:, t].numpy(), float(tgt_sigma[t]), keys[:, t].numpy(), t, ctx[:, t - 1].numpy()))
+            cached.append(stepper.denoise(tgt[:, t].numpy(), float(tgt_sigma[t]), keys[:, t].numpy(), t))
         stepper.commit(ctx[:, t].numpy(), float(ctx_sigma[t]), keys[:, t].numpy(), t)
     cached = torch.from_numpy(np.stack(cached, 1))
     assert torch.allclose(cached, full, atol=1e-4), (cached - full).abs().max()

@@ -52,7 +52,7 @@ def test_step_graph_accepts_another_cache_length(tiny_export):
     L, H, hd = meta["depth"], meta["heads"], meta["width"] // meta["heads"]
     for cache in (n, 3 * n):
         out = session.run(None, {"tokens": np.zeros((1, n, d), np.float32), "sigma": np.ones(1, np.float32),
-                                 "keys": np.zeros((1, k), np.float32), "time": np.zeros(1, np.int64), "prev": np.zeros((1, n, d), np.float32), "role": np.zeros(1, np.float32),
+                                 "keys": np.zeros((1, k), np.float32), "time": np.zeros(1, np.int64), "role": np.zeros(1, np.float32),
                                  "cache_k": np.zeros((L, 1, H, cache, hd), np.float32), "cache_v": np.zeros((L, 1, H, cache, hd), np.float32),
                                  "cache_bias": np.zeros((1, cache), np.float32)})
         assert out[0].shape == (1, n, d) and out[1].shape == (L, 1, H, n, hd)

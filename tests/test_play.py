@@ -181,11 +181,12 @@ def test_play_from_an_image_and_continue_a_clip(tiny_world, tmp_path, cli):
 def offscreen():
     """SDL's offscreen driver: a real OpenGL window (EGL + llvmpipe) with no X server. The display stays up
     for the module's window tests: glcontext cannot re-find a context after pygame.display.quit()."""
+    import pygame
+
+    pygame.display.quit()  # an earlier test may have started the display on the dummy driver
     before = os.environ.get("SDL_VIDEODRIVER")
     os.environ["SDL_VIDEODRIVER"] = "offscreen"
     yield
-    import pygame
-
     pygame.display.quit()
     os.environ["SDL_VIDEODRIVER"] = before or "dummy"
 

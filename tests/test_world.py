@@ -142,3 +142,19 @@ def test_weights_that_do_not_match_the_config_are_named(tiny_world, tmp_path):
 def test_missing_world_file():
     with pytest.raises(SkyloopError, match="does not exist"):
         World.load("/nonexistent/world.safetensors")
+
+
+def test_the_learned_world_is_a_gymnasium_env(tiny_world):
+    from gymnasium.utils.env_checker import check_env
+
+    from engine import WorldEnv
+
+    env = WorldEnv(tiny_world, max_steps=5, reward_fn=lambda frame, keys: float(frame.mean() / 255))
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=3)
+    assert obs.shape == (32, 32, 3) and info["keys"] == ["up", "down", "left", "right"]
+    total, truncated = 0.0, False
+    while not truncated:
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        total += reward
+    assert info["tick"] == 5 and 0 < total <= 5

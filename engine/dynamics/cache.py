@@ -61,19 +61,17 @@ class TorchStepper:
         )
 
     @torch.inference_mode()
-    def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int, prev: np.ndarray) -> np.ndarray:
-        """Clean-token estimate for frame `time` from its noisy tokens; the cache is read, not written.
-        `prev` is the previous frame's tokens as committed (the residual's base)."""
+    def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> np.ndarray:
+        """Clean-token estimate for frame `time` from its noisy tokens; the cache is read, not written."""
         x, s, k, t = self._inputs(tokens, sigma, keys, time)
-        p = torch.from_numpy(np.ascontiguousarray(prev, np.float32)).to(self.device)
-        out, _, _ = self.model.step(x, s, k, t, p, torch.zeros_like(s), self.cache.k, self.cache.v, self.cache.bias)
+        out, _, _ = self.model.step(x, s, k, t, torch.zeros_like(s), self.cache.k, self.cache.v, self.cache.bias)
         return out.float().cpu().numpy()
 
     @torch.inference_mode()
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         """Puts frame `time` into the context (tokens with additive noise of std sigma, 0 for clean)."""
         x, s, k, t = self._inputs(tokens, sigma, keys, time)
-        _, new_k, new_v = self.model.step(x, s, k, t, x, torch.ones_like(s), self.cache.k, self.cache.v, self.cache.bias_for_commit(time))
+        _, new_k, new_v = self.model.step(x, s, k, t, torch.ones_like(s), self.cache.k, self.cache.v, self.cache.bias_for_commit(time))
         self.cache.write(time, new_k, new_v)
 
     def clear(self) -> None:

@@ -12,10 +12,10 @@ targets at once):
   to the context copies of itself and the frames before it;
 - target copies of frames 1..W, noised at a random flow-matching level, each
   attending to the context copies of the frames before it and to itself.
-The model predicts the clean tokens of every target copy, as a change from the
-previous frame's context copy (the residual): it starts out predicting "nothing
-changes", and because that base is the noisy context copy, it learns to repair
-a slightly wrong previous frame instead of copying its errors forward.
+The model predicts the clean tokens of every target copy. (Predicting the change
+from the previous frame instead learns faster at first, but its rollouts blew up:
+errors in the base add up frame after frame. Measured on maze, 500 steps:
+autoregressive PSNR@32 12.5 dB with the residual, 17.0 dB without.)
 
 Inference with a KV cache computes exactly the same function: the context
 stream is the cache, one frame committed per tick, and a new frame's tokens
@@ -47,7 +47,6 @@ class DynamicsConfig:
     rope_period: int = 256  # temporal positions are taken modulo this; RoPE frequencies are exact multiples of 2*pi/period
     max_context_noise: float = 0.5  # training: std of the additive context noise is drawn from U(0, this) per frame
     p_full_noise: float = 0.25  # training: share of target frames at noise level 1 (what the first sampler step sees)
-    residual: bool = True  # predict the change from the previous frame (in the context) rather than the frame itself
 
     @property
     def tokens_per_frame(self) -> int:
@@ -231,8 +230,7 @@ class Dynamics(nn.Module):
         context_tokens [B, W, N, D]: frames 0..W-1 with additive noise of std context_sigma [B, W];
         target_tokens  [B, W, N, D]: noisy frames 1..W at levels target_sigma [B, W];
         keys [B, W + 1, K]: keys[:, t] produced frame t.
-        Returns predicted clean tokens of frames 1..W, [B, W, N, D]. With `residual`, the network's output
-        is added to the previous frame's context tokens: it starts from "nothing changes" and learns the change.
+        Returns predicted clean tokens of frames 1..W, [B, W, N, D].
         """
         w = context_tokens.shape[1]
         times = torch.arange(w + 1, device=keys.device)
@@ -241,15 +239,13 @@ class Dynamics(nn.Module):
         sigma = torch.cat([context_sigma, target_sigma], dim=1)
         frame_keys = torch.cat([keys[:, :w], keys[:, 1:]], dim=1)
         role = torch.cat([torch.ones_like(context_sigma), torch.zeros_like(target_sigma)], dim=1)
-        out = self.forward_frames(tokens, sigma, frame_keys, all_times, role, two_stream_mask(w, w, keys.device))[:, w:]
-        return out + context_tokens if self.cfg.residual else out
+        return self.forward_frames(tokens, sigma, frame_keys, all_times, role, two_stream_mask(w, w, keys.device))[:, w:]
 
     # ---- one frame with a KV cache (inference, ONNX) ------------------------
-    def step(self, tokens, sigma, keys, time, prev, role, cache_k, cache_v, cache_bias):
+    def step(self, tokens, sigma, keys, time, role, cache_k, cache_v, cache_bias):
         """One frame against the KV cache.
 
         tokens [B, N, D] noisy tokens at level sigma [B]; keys [B, K]; time [B] (int64 frame time);
-        prev [B, N, D]: the previous frame's tokens as they entered the context (the residual's base);
         role [B]: 1 to commit a frame into the context (tokens carry additive noise of std sigma), 0 to denoise a target;
         cache_k, cache_v [L, B, H, S, hd] (post-RoPE keys and values of cached frames);
         cache_bias [B, S]: 0 where a cached token may be attended to, -inf where not.
@@ -264,10 +260,7 @@ class Dynamics(nn.Module):
             x, k, v = block(x, cond, self.rope, token_times, cache_k=cache_k[i], cache_v=cache_v[i], cache_bias=cache_bias)
             new_k.append(k)
             new_v.append(v)
-        out = self._out(x, cond)[:, 0]
-        if self.cfg.residual:
-            out = out + prev
-        return out, torch.stack(new_k), torch.stack(new_v)
+        return self._out(x, cond)[:, 0], torch.stack(new_k), torch.stack(new_v)
 
 
 def two_stream_mask(n_context: int, n_target: int, device=None) -> torch.Tensor:

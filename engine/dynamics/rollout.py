@@ -20,7 +20,6 @@ class Rollout:
         self.num_keys = num_keys
         self.time = 0
         self.rng = np.random.default_rng(0)
-        self.prev: np.ndarray | None = None  # the last committed frame's tokens: the residual's base
 
     def reset(self, context_tokens: np.ndarray, context_keys: np.ndarray | None = None, seed: int = 0) -> None:
         """context_tokens [B, T, N, D] of real frames, committed clean at times 0..T-1."""
@@ -31,17 +30,15 @@ class Rollout:
         self.rng = np.random.default_rng(seed)
         for i in range(t):
             self.stepper.commit(context_tokens[:, i], 0.0, context_keys[:, i], i)
-        self.prev = np.ascontiguousarray(context_tokens[:, -1], np.float32)
         self.time = t
 
     def step(self, keys: np.ndarray) -> np.ndarray:
         """Generates the next frame's clean tokens [B, N, D] for keys [B, K] and puts it into the context."""
         t = self.time
         keys = np.asarray(keys, np.float32)
-        x0 = self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t, self.prev), self.shape, self.rng)
+        x0 = self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng)
         ctx_tokens, ctx_sigma = self.sampler.context_version(x0, self.rng)
         self.stepper.commit(ctx_tokens, ctx_sigma, keys, t)
-        self.prev = ctx_tokens
         self.time = t + 1
         return x0
 
@@ -49,20 +46,18 @@ class Rollout:
         """The next frame's tokens without committing them (for teacher forcing: commit the real frame instead)."""
         t = self.time
         keys = np.asarray(keys, np.float32)
-        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t, self.prev), self.shape, self.rng)
+        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng)
 
     def snapshot(self):
-        """Everything the future depends on: cache, time, residual base, noise state (a game's save state)."""
-        return self.stepper.snapshot(), self.time, None if self.prev is None else self.prev.copy(), self.rng.bit_generator.state
+        """Everything the future depends on: cache, time, noise state (a game's save state)."""
+        return self.stepper.snapshot(), self.time, self.rng.bit_generator.state
 
     def restore(self, state) -> None:
-        cache, self.time, prev, rng_state = state
+        cache, self.time, rng_state = state
         self.stepper.restore(cache)
-        self.prev = None if prev is None else prev.copy()
         self.rng.bit_generator.state = rng_state
 
     def commit_real(self, tokens: np.ndarray, keys: np.ndarray) -> None:
         """Puts a real frame into the context (clean), advancing time."""
         self.stepper.commit(tokens, 0.0, np.asarray(keys, np.float32), self.time)
-        self.prev = np.ascontiguousarray(tokens, np.float32)
         self.time += 1

@@ -59,10 +59,10 @@ class StepGraph(nn.Module):
         super().__init__()
         self.dynamics, self.half = dynamics, half
 
-    def forward(self, tokens, sigma, keys, time, prev, role, cache_k, cache_v, cache_bias):
+    def forward(self, tokens, sigma, keys, time, role, cache_k, cache_v, cache_bias):
         dt = torch.float16 if self.half else torch.float32
-        out, k, v = self.dynamics.step(tokens.to(dt), sigma.to(dt), keys.to(dt), time, prev.to(dt), role.to(dt), cache_k.to(dt),
-                                       cache_v.to(dt), cache_bias.to(dt))
+        out, k, v = self.dynamics.step(tokens.to(dt), sigma.to(dt), keys.to(dt), time, role.to(dt), cache_k.to(dt), cache_v.to(dt),
+                                       cache_bias.to(dt))
         return out.float(), k.float(), v.float()
 
 
@@ -111,12 +111,11 @@ def export_world(bundle_path: str | os.PathLike, out_dir: str | os.PathLike, fp1
                     ["frames"], ["tokens"], {"frames": {0: "batch"}, "tokens": {0: "batch"}}, opset)
             _export(DecoderGraph(tok, fp16), (torch.zeros(b, n, d),), tmp / "decoder.onnx",
                     ["tokens"], ["frames"], {"tokens": {0: "batch"}, "frames": {0: "batch"}}, opset)
-            step_args = (torch.zeros(b, n, d), torch.zeros(b), torch.zeros(b, k), torch.zeros(b, dtype=torch.long), torch.zeros(b, n, d),
+            step_args = (torch.zeros(b, n, d), torch.zeros(b), torch.zeros(b, k), torch.zeros(b, dtype=torch.long),
                          torch.zeros(b), torch.zeros(L, b, H, S, hd), torch.zeros(L, b, H, S, hd), torch.zeros(b, S))
             _export(StepGraph(dyn, fp16), step_args, tmp / "step.onnx",
-                    ["tokens", "sigma", "keys", "time", "prev", "role", "cache_k", "cache_v", "cache_bias"], ["clean", "new_k", "new_v"],
-                    {"tokens": {0: "batch"}, "sigma": {0: "batch"}, "keys": {0: "batch"}, "time": {0: "batch"}, "prev": {0: "batch"},
-                     "role": {0: "batch"},
+                    ["tokens", "sigma", "keys", "time", "role", "cache_k", "cache_v", "cache_bias"], ["clean", "new_k", "new_v"],
+                    {"tokens": {0: "batch"}, "sigma": {0: "batch"}, "keys": {0: "batch"}, "time": {0: "batch"}, "role": {0: "batch"},
                      "cache_k": {1: "batch", 3: "cache"}, "cache_v": {1: "batch", 3: "cache"}, "cache_bias": {0: "batch", 1: "cache"},
                      "clean": {0: "batch"}, "new_k": {1: "batch"}, "new_v": {1: "batch"}}, opset)
             _export(CacheWrite(), (torch.zeros(L, b, H, S, hd), torch.zeros(L, b, H, n, hd), torch.tensor(0)), tmp / "cache_write.onnx",

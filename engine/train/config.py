@@ -80,6 +80,36 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def apply_overrides(preset: Preset, assignments: list[str]) -> Preset:
+    """`--set dynamics.depth=4 --set sampler.steps=1 --set train.dynamics_lr=3e-4`: dotted fields, typed from the dataclass."""
+    import dataclasses
+    import json
+
+    for item in assignments:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise SkyloopError(f"--set wants PART.FIELD=VALUE (parts: tokenizer, dynamics, sampler, train), got {item!r}")
+        path, raw = item.split("=", 1)
+        part, name = path.split(".", 1)
+        if part not in ("tokenizer", "dynamics", "sampler", "train"):
+            raise SkyloopError(f"--set {item}: unknown part {part!r}; use tokenizer, dynamics, sampler or train")
+        cfg = getattr(preset, part)
+        fields = {f.name: f for f in dataclasses.fields(cfg)}
+        if name not in fields:
+            raise SkyloopError(f"--set {item}: {part} has no field {name!r}; fields: {', '.join(fields)}")
+        current = getattr(cfg, name)
+        try:
+            if isinstance(current, bool):
+                value = {"true": True, "false": False, "1": True, "0": False}[raw.lower()]
+            elif isinstance(current, tuple):
+                value = tuple(json.loads(raw if raw.startswith("[") else f"[{raw}]"))
+            else:
+                value = type(current)(raw)
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            raise SkyloopError(f"--set {item}: {raw!r} is not a valid {type(current).__name__}") from exc
+        preset = replace(preset, **{part: replace(cfg, **{name: value})})
+    return preset
+
+
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise SkyloopError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")

@@ -22,7 +22,7 @@ import torch
 
 from engine.data.dataset import Dataset
 from engine.train.checkpoint import load_checkpoint
-from engine.train.config import Preset, TrainConfig, get_preset
+from engine.train.config import Preset, TrainConfig, apply_overrides, get_preset
 from engine.train.distributed import Dist
 from engine.types import SkyloopError
 
@@ -130,6 +130,7 @@ def train_world(
     compile: bool = False,
     tokenizer_from: str | os.PathLike | None = None,
     max_episodes: int | None = None,
+    settings: list[str] | None = None,
 ) -> Path | None:
     """Trains a world and writes the bundle to `out`. Returns its path (on rank 0)."""
     from dataclasses import replace
@@ -140,7 +141,7 @@ def train_world(
     dist = Dist(device=device, threads=threads)
     try:
         dataset = Dataset.open(data)
-        preset = get_preset(preset_name)
+        preset = apply_overrides(get_preset(preset_name), settings or [])
         train_cfg = preset.train
         if steps is not None:
             train_cfg = replace(train_cfg, dynamics_steps=int(steps))

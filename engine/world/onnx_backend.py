@@ -154,7 +154,7 @@ class OnnxStepper:
         s = time % self.cfg.context
         return slice(s * n, (s + 1) * n)
 
-    def _run_step(self, tokens, sigma, keys, time, prev, role, bias) -> np.ndarray:
+    def _run_step(self, tokens, sigma, keys, time, role, bias) -> np.ndarray:
         b = tokens.shape[0]
         binding = self.step_binding
         binding.clear_binding_inputs()  # rebinding a name does not replace an output binding: start clean
@@ -162,13 +162,12 @@ class OnnxStepper:
         # bind_cpu_input keeps a pointer, not a reference: every array must outlive the run.
         inputs = (np.ascontiguousarray(tokens, np.float32), np.full((b,), sigma, np.float32),
                   np.ascontiguousarray(keys, np.float32), np.full((b,), time, np.int64), np.ascontiguousarray(bias, np.float32),
-                  np.ascontiguousarray(prev, np.float32), np.full((b,), role, np.float32))
+                  np.full((b,), role, np.float32))
         binding.bind_cpu_input("tokens", inputs[0])
         binding.bind_cpu_input("sigma", inputs[1])
         binding.bind_cpu_input("keys", inputs[2])
         binding.bind_cpu_input("time", inputs[3])
-        binding.bind_cpu_input("prev", inputs[5])
-        binding.bind_cpu_input("role", inputs[6])
+        binding.bind_cpu_input("role", inputs[5])
         binding.bind_ortvalue_input("cache_k", self.k[self.current])
         binding.bind_ortvalue_input("cache_v", self.v[self.current])
         binding.bind_cpu_input("cache_bias", inputs[4])
@@ -178,14 +177,14 @@ class OnnxStepper:
         self.step.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
-    def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int, prev: np.ndarray) -> np.ndarray:
-        return self._run_step(tokens, sigma, keys, time, prev, 0.0, self.bias)
+    def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> np.ndarray:
+        return self._run_step(tokens, sigma, keys, time, 0.0, self.bias)
 
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         slot = self._slot(time)
         bias = self.bias.copy()
         bias[:, slot] = -np.inf  # the frame this one replaces is not part of its context
-        self._run_step(tokens, sigma, keys, time, tokens, 1.0, bias)
+        self._run_step(tokens, sigma, keys, time, 1.0, bias)
         start = np.array(slot.start, np.int64)
         nxt = 1 - self.current
         for ring, entries in ((self.k, self.new_k), (self.v, self.new_v)):
