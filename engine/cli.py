@@ -143,8 +143,6 @@ def _play_source(args):
 
 
 def cmd_play(args) -> int:
-    import signal
-
     from engine.play.session import PlaySession
 
     if args.from_ and not Path(args.from_).exists():
@@ -155,8 +153,9 @@ def cmd_play(args) -> int:
         if not has_display():  # say so before loading anything, and record nothing
             raise NoDisplay("no display to open a window on (DISPLAY is not set); add --headless to roll out a clip instead, "
                             "e.g. skyloop play --headless --frames 300")
-    # SIGTERM ends play like Esc does: the recording is closed, not cut.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    from engine.play import stop
+
+    stop.install()  # Ctrl-C and SIGTERM end play like Esc does, at a tick boundary: the recording is closed, not cut
     source = _play_source(args)
     session = PlaySession(source, context=args.from_, seed=args.seed, record_dir=args.out, tick_hz=args.tick,
                           upscale=args.scale, gif=args.gif)
@@ -202,12 +201,12 @@ def cmd_replay(args) -> int:
         ctx = header.get("context", {"kind": "seed"})
         if ctx.get("kind") != "file":
             return None
-        from engine.play.sources import file_sha256
+        from engine.files import sha256_file
 
         path = Path(ctx["path"])
         if not path.exists():
             raise SkyloopError(f"the log starts from {path}, which is missing")
-        if file_sha256(path) != ctx.get("sha256"):
+        if sha256_file(path) != ctx.get("sha256"):
             print(f"warning: {path} changed since the recording; frames will not match")
         return path
 

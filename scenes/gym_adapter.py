@@ -12,7 +12,7 @@ When the game ends (terminated or truncated), `done` turns true and the next
 from __future__ import annotations
 
 import re
-from typing import Sequence
+
 
 import numpy as np
 

@@ -73,7 +73,7 @@ def test_collect_from_a_gymnasium_game_ends_episodes_with_the_game(tmp_path):
 
 
 def test_corrupt_episode_is_named_and_the_others_stay_usable(tmp_path):
-    ds = _collect(tmp_path / "ds", "bounce", episodes=3)
+    _collect(tmp_path / "ds", "bounce", episodes=3)
     victim = tmp_path / "ds" / "ep_000001.npz"
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # truncate
     problems = Dataset.open(tmp_path / "ds").verify()

@@ -1,7 +1,6 @@
 import functools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 
 from engine.train.run import train_world
 from engine.types import SkyloopError
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
 
 
 def _eval(run_dir: Path) -> dict:

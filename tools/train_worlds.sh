@@ -11,7 +11,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 tools/setup
 sk=".venv/bin/skyloop"
-worlds=("${@:-maze overworld bounce}")
+worlds=("$@")
 [[ $# -eq 0 ]] && worlds=(maze overworld bounce)
 
 episodes_maze=400;      steps_maze=8000
@@ -25,5 +25,8 @@ for w in "${worlds[@]}"; do
   $sk train --data "data/$w" --preset small --out "worlds/$w.safetensors" --run-dir "runs/$w" \
       --steps "${!steps_var}" --compile $resume
   $sk bench consistency "worlds/$w.safetensors" --out "docs/results/$w" --speed --backend onnx
+  rm -rf "runs/$w-clip"
+  $sk play "worlds/$w.safetensors" --headless --frames 120 --seed 7 --gif --out "runs/$w-clip"
+  cp runs/"$w"-clip/*.gif "docs/results/$w/play.gif"
 done
 .venv/bin/python tools/make_results.py

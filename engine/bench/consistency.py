@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +131,7 @@ def teacher_forced(world, scenes: Scenes, cfg: ConsistencyConfig) -> dict:
 def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress) -> tuple[dict, dict]:
     keys, real = policy_keys(scenes, cfg.frames, tag=2)
     world.reset(list(real[0]))
-    psnr_c, ssim_c, first_c, recon_c = [], [], [], []
+    psnr_c, ssim_c, first_c = [], [], []
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for t in range(cfg.frames):
         frame = world.step(keys[t])

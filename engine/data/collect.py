@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 
 from engine.data.dataset import Dataset, EpisodeEntry, Manifest
-from engine.data.episodes import sha256_file, write_episode
+from engine.data.episodes import write_episode
+from engine.files import sha256_file
 from engine.types import SkyloopError
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.episodes import EpisodeError, atomic_write_bytes, read_episode, sha256_file
+from engine.data.episodes import EpisodeError, read_episode
+from engine.files import atomic_write_bytes, sha256_file
 from engine.types import KeySet, SkyloopError
 
 FORMAT = "skyloop-dataset"

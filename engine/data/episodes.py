@@ -8,36 +8,18 @@ half-written episode under its real name. Loading never unpickles.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from engine.files import sha256_file, temporary_sibling
 from engine.types import SkyloopError
 
 
 class EpisodeError(SkyloopError):
     """An episode file that cannot be used. The message names the file."""
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def validate_episode(frames: np.ndarray, keys: np.ndarray, where: str = "episode") -> None:
@@ -57,7 +39,7 @@ def write_episode(path: str | os.PathLike, frames: np.ndarray, keys: np.ndarray)
     """Writes atomically; returns the file's SHA-256."""
     path = Path(path)
     validate_episode(frames, keys, str(path))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_sibling(path)
     with open(tmp, "wb") as fh:
         np.savez_compressed(fh, frames=frames, keys=keys)
         fh.flush()

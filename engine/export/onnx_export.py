@@ -88,7 +88,8 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
 
 def export_world(bundle_path: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False, opset: int = 18) -> Path:
     """Exports a world bundle into `out_dir` (written to a temporary folder, then renamed)."""
-    from engine.world.bundle import file_sha256, load_bundle
+    from engine.files import sha256_file
+    from engine.world.bundle import load_bundle
 
     bundle_path, out_dir = Path(bundle_path), Path(out_dir)
     bundle = load_bundle(bundle_path)
@@ -132,7 +133,7 @@ def export_world(bundle_path: str | os.PathLike, out_dir: str | os.PathLike, fp1
             "world_sha256": bundle.sha256,
             "fp16": fp16,
             "opset": opset,
-            "files": {name: file_sha256(tmp / name) for name in FILES},
+            "files": {name: sha256_file(tmp / name) for name in FILES},
             "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / "world.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -149,7 +150,7 @@ def export_world(bundle_path: str | os.PathLike, out_dir: str | os.PathLike, fp1
 
 def check_export(folder: str | os.PathLike) -> dict:
     """world.json of an export folder, after checking that every file is there and matches its hash."""
-    from engine.world.bundle import file_sha256
+    from engine.files import sha256_file
 
     folder = Path(folder)
     meta_path = folder / "world.json"
@@ -167,6 +168,6 @@ def check_export(folder: str | os.PathLike) -> dict:
         path = folder / name
         if not path.exists():
             raise SkyloopError(f"{folder}: {name} is missing; export again")
-        if file_sha256(path) != meta["files"].get(name):
+        if sha256_file(path) != meta["files"].get(name):
             raise SkyloopError(f"{folder}: {name} does not match world.json (changed or from another export); export again")
     return meta

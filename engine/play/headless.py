@@ -34,8 +34,13 @@ def run_headless(session: PlaySession, frames: int, keys: str | None = None, rec
         session.start_recording()
     step_ms = []
     start = time.perf_counter()
+    from engine.play.stop import STOP
+
     try:
         for t in range(1, frames + 1):
+            if STOP.is_set():
+                print(f"\nstopped at tick {t - 1} by a signal")
+                break
             session.step(next_keys(t))
             step_ms.append(session.step_ms)
             if not quiet and (t % max(1, frames // 10) == 0 or t == frames):

@@ -5,20 +5,12 @@ loop cannot tell them apart, which is what makes side-by-side view free.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from engine.files import sha256_file
 from engine.types import KeySet
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def describe_context(context, seed: int) -> dict:
@@ -26,7 +18,7 @@ def describe_context(context, seed: int) -> dict:
     if context is None:
         return {"kind": "seed", "seed": int(seed)}
     path = Path(context)
-    return {"kind": "file", "path": str(path.resolve()), "sha256": file_sha256(path)}
+    return {"kind": "file", "path": str(path.resolve()), "sha256": sha256_file(path)}
 
 
 class WorldSource:

@@ -267,6 +267,8 @@ class PlayWindow:
         find the GL context of a display that was quit and initialised again)."""
         import pygame
 
+        from engine.play.stop import STOP
+
         clock = pygame.time.Clock()
         self.running = True
         self.ticker.start()
@@ -275,7 +277,7 @@ class PlayWindow:
             self.ticker.commands.put("record")
         started = time.monotonic()
         try:
-            while self.running:
+            while self.running and not STOP.is_set():
                 self.handle_events()
                 if self.ticker.error is not None:
                     raise self.ticker.error

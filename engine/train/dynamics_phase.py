@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

@@ -7,7 +7,6 @@ a message that says which.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -20,6 +19,7 @@ import torch
 from engine.dynamics.model import Dynamics, DynamicsConfig
 from engine.dynamics.sampler import SamplerConfig
 from engine.tokenizer.model import Tokenizer, TokenizerConfig
+from engine.files import fsync_file, sha256_file, temporary_sibling
 from engine.types import KeySet, SkyloopError
 from engine.version import __version__
 
@@ -124,20 +124,11 @@ def save_bundle(path: str | os.PathLike, spec: WorldSpec, tokenizer: Tokenizer, 
     tensors |= {k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_sibling(path)
     save_file(tensors, str(tmp), metadata=spec.to_metadata())
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
+    fsync_file(tmp)
     os.replace(tmp, path)
-    return file_sha256(path)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 @dataclass
@@ -208,4 +199,4 @@ def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
         _fill(module, tensors, prefix, path)
     start = tensors.get("start_frames")
     return Bundle(spec, tokenizer.to(device).eval(), dynamics.to(device).eval(),
-                  start.numpy() if start is not None else None, path, file_sha256(path))
+                  start.numpy() if start is not None else None, path, sha256_file(path))

@@ -77,10 +77,11 @@ class OnnxBackend:
         path = Path(path)
         if path.is_dir():
             return cls(path, check_export(path), device, threads)
-        from engine.world.bundle import file_sha256, read_spec
+        from engine.files import sha256_file
+        from engine.world.bundle import read_spec
 
         read_spec(path)  # a clear error for a bad bundle before any export work
-        folder = cache_dir_for(file_sha256(path))
+        folder = cache_dir_for(sha256_file(path))
         try:
             meta = check_export(folder)
         except SkyloopError:

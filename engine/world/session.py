@@ -122,7 +122,7 @@ class World:
         except SkyloopError as exc:
             self.notices.append(f"scene {scene_name} is not available here ({exc}); starting from a stored frame")
         except ImportError:
-            self.notices.append(f"scenes are not installed; starting from a stored frame")
+            self.notices.append("scenes are not installed; starting from a stored frame")
         if self.start_frames is None or not len(self.start_frames):
             raise SkyloopError(f"this world's scene ({scene_name}) is not available and the bundle stores no start frames: start it from an image or a clip")
         return self.start_frames[seed % len(self.start_frames)]
