@@ -163,3 +163,11 @@ def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
     assert set(line["psnr_ar"]) == {"1", "4", "16", "32"}
     for name in ("report.md", "report.json", "autoregressive.png", "strip.png", "loop_closure.png", "stability.png"):
         assert (tmp_path / "c" / name).stat().st_size > 200, name
+
+
+def test_training_throughput_bench(tmp_path, cli):
+    proc = cli("bench", "train", "--preset", "tiny", "--size", "32x32", "--keys", "4", "--steps", "2", "--warmup", "1",
+               "--out", tmp_path / "t", check=True)
+    line = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert line["tokenizer_frames_per_s"] > 0 and line["dynamics_frames_per_s"] > 0
+    assert "cpu" in line["device"] and (tmp_path / "t" / "report.md").exists()
