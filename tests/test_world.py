@@ -158,3 +158,18 @@ def test_the_learned_world_is_a_gymnasium_env(tiny_world):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         total += reward
     assert info["tick"] == 5 and 0 < total <= 5
+
+
+def test_a_world_saved_by_an_earlier_version_still_loads_and_plays_the_same():
+    """tests/data/world_v1.safetensors was written by format version 1 (tests/data/make_compat_fixture.py)."""
+    from pathlib import Path
+
+    here = Path(__file__).parent / "data"
+    spec = read_spec(here / "world_v1.safetensors")
+    assert spec.scene == "overworld" and spec.keyset.names == ("up", "down", "left", "right")
+    world = World.load(here / "world_v1.safetensors")
+    keys = [["up"], ["up", "left"], [], ["right"], ["down"], ["down", "right"], ["left"], []]
+    frames = np.stack([world.reset(None, seed=5)] + [world.step(k) for k in keys])
+    expected = np.load(here / "world_v1_rollout.npy")
+    diff = np.abs(frames.astype(int) - expected.astype(int))
+    assert diff.max() <= 3 and diff.mean() < 0.5, "same frames, up to float differences between CPUs"

@@ -135,6 +135,9 @@ def save_bundle(path: str | os.PathLike, spec: WorldSpec, tokenizer: Tokenizer, 
     tmp = temporary_sibling(path)
     save_file(tensors, str(tmp), metadata=spec.to_metadata())
     fsync_file(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # a world file is for sharing: the usual permissions, not the writer's private 0600
     os.replace(tmp, path)
     return sha256_file(path)
 
