@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from engine.record.actionlog import read_action_log
+from engine.record.video import read_video
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "xdotool", "xwininfo", "import")),
@@ -82,3 +83,4 @@ def test_real_window_takes_real_keys_and_shows_the_world(tiny_world, tmp_path, x
     assert np.abs(x_image[world_area] - app_image[world_area]).mean() < 8, "what X shows is what the world drew"
     _, ticks = read_action_log(next(out.glob("*.jsonl")))
     assert any(t["keys"] == ["up"] for t in ticks), "real X key presses reached the world"
+    assert len(read_video(next(out.glob("*.mp4")))) == len(ticks), "Esc closes the recording: the whole clip plays"
