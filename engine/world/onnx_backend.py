@@ -52,6 +52,9 @@ class OnnxBackend:
         opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # Idle worker threads sleep instead of spinning: play renders and reads input on the same cores, and a
+        # spinning pool steals them (the same trap as OpenMP's busy-wait in torch).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.threads = opts.intra_op_num_threads
         self.sessions = {}
         for name in ("encoder", "decoder", "step", "cache_write"):
