@@ -115,3 +115,23 @@ def test_sampler_is_seeded_and_exact_for_a_perfect_denoiser():
     a = FlowSampler(SamplerConfig(steps=2)).sample(lambda x, s: 0.5 * x, (2, 3), np.random.default_rng(5))
     b = FlowSampler(SamplerConfig(steps=2)).sample(lambda x, s: 0.5 * x, (2, 3), np.random.default_rng(5))
     assert np.array_equal(a, b)
+
+
+def test_short_context_windows_hide_older_frames_from_targets():
+    w = CFG.context
+    visible = torch.tensor([w, 1, 2])
+    masks = two_stream_mask(w, w, visible=visible)
+    assert masks.shape == (3, 2 * w, 2 * w)
+    assert torch.equal(masks[0], two_stream_mask(w, w))
+    target_rows = masks[1, w:, :w]  # target t (times 1..W) over context frames 0..W-1
+    assert target_rows.sum(1).tolist() == [1] * w, "with 1 visible frame each target sees exactly its previous frame"
+    assert masks[1, :w, :w].sum(1).tolist() == [1] * w, "and each context copy sees only itself: no older history leaks in"
+    model = random_model()
+    b, n, d = 3, CFG.tokens_per_frame, CFG.token_dim
+    torch.manual_seed(2)
+    args = [torch.randn(b, w, n, d), torch.rand(b, w), torch.randn(b, w, n, d), torch.rand(b, w), torch.ones(b, w + 1, 3)]
+    base = model(*args, visible=torch.tensor([1, 1, 1]))
+    changed = [a.clone() for a in args]
+    changed[0][:, 0] += 5.0  # context frame 0: invisible to every target but the first
+    out = model(*changed, visible=torch.tensor([1, 1, 1]))
+    assert torch.allclose(out[:, 1:], base[:, 1:], atol=1e-5) and not torch.allclose(out[:, 0], base[:, 0], atol=1e-3)

@@ -47,6 +47,8 @@ class DynamicsConfig:
     rope_period: int = 256  # temporal positions are taken modulo this; RoPE frequencies are exact multiples of 2*pi/period
     shared_modulation: bool = True  # adaLN-single (PixArt-alpha): one modulation layer for all blocks plus a learned
     #   table per block, instead of a 6*d*d layer in every block (2.4 M fewer parameters at width 256, depth 6)
+    short_context_p: float = 0.5  # training: share of windows whose targets see only their last 1..short_context_max
+    short_context_max: int = 3  #   context frames: motion cannot be read off a long context there, so the keys must be used
     max_context_noise: float = 0.5  # training: std of the additive context noise is drawn from U(0, this) per frame
     p_full_noise: float = 0.25  # training: share of target frames at noise level 1 (what the first sampler step sees)
 
@@ -230,18 +232,19 @@ class Dynamics(nn.Module):
         x = self._embed(tokens)
         cond = self.frame_conditioning(keys, sigma, role)  # [B, F, d]
         token_times = repeat(times, "b f -> b (f n)", n=n)
-        mask = repeat(frame_mask, "f g -> (f n) (g m)", n=n, m=n)  # block structure: frames attend as wholes
+        mask = repeat(frame_mask, "... f g -> ... (f n) (g m)", n=n, m=n)  # block structure: frames attend as wholes
         block_cond = self.modulation(cond) if self.cfg.shared_modulation else cond  # computed once for all blocks
         for block in self.blocks:
             x, _, _ = block(x, block_cond, self.rope, token_times, mask=mask)
         return self._out(x, cond)
 
-    def forward(self, context_tokens, context_sigma, target_tokens, target_sigma, keys):
+    def forward(self, context_tokens, context_sigma, target_tokens, target_sigma, keys, visible=None):
         """Training pass over a window of W + 1 frames.
 
         context_tokens [B, W, N, D]: frames 0..W-1 with additive noise of std context_sigma [B, W];
         target_tokens  [B, W, N, D]: noisy frames 1..W at levels target_sigma [B, W];
-        keys [B, W + 1, K]: keys[:, t] produced frame t.
+        keys [B, W + 1, K]: keys[:, t] produced frame t;
+        visible [B] (optional): how many of the latest context frames each window's targets may see (default W).
         Returns predicted clean tokens of frames 1..W, [B, W, N, D].
         """
         w = context_tokens.shape[1]
@@ -251,7 +254,10 @@ class Dynamics(nn.Module):
         sigma = torch.cat([context_sigma, target_sigma], dim=1)
         frame_keys = torch.cat([keys[:, :w], keys[:, 1:]], dim=1)
         role = torch.cat([torch.ones_like(context_sigma), torch.zeros_like(target_sigma)], dim=1)
-        return self.forward_frames(tokens, sigma, frame_keys, all_times, role, two_stream_mask(w, w, keys.device))[:, w:]
+        mask = two_stream_mask(w, w, keys.device, visible)
+        if mask.ndim == 3:  # one mask per window: [B, 1, F, F] broadcasts over heads
+            mask = mask[:, None]
+        return self.forward_frames(tokens, sigma, frame_keys, all_times, role, mask)[:, w:]
 
     # ---- one frame with a KV cache (inference, ONNX) ------------------------
     def step(self, tokens, sigma, keys, time, role, cache_k, cache_v, cache_bias):
@@ -276,17 +282,23 @@ class Dynamics(nn.Module):
         return self._out(x, cond)[:, 0], torch.stack(new_k), torch.stack(new_v)
 
 
-def two_stream_mask(n_context: int, n_target: int, device=None) -> torch.Tensor:
+def two_stream_mask(n_context: int, n_target: int, device=None, visible: torch.Tensor | None = None) -> torch.Tensor:
     """Frame-level mask [C + T, C + T] (True = may attend) for context frames at times 0..C-1 and
     target frames at times 1..T, window C: the pattern the KV cache reproduces.
 
     Context frame i sees context frames i-C+1..i; target frame t sees context frames t-C..t-1 and itself.
+    With `visible` [B], window b is that short instead: target frame t sees context frames t-visible[b]..t-1
+    and context frame i sees i-visible[b]+1..i, so no history older than that reaches a target by any path;
+    the mask is then [B, C + T, C + T].
     """
     c = torch.arange(n_context, device=device)
     t = torch.arange(1, n_target + 1, device=device)
-    window = n_context
-    ctx_ctx = (c[None, :] <= c[:, None]) & (c[None, :] > c[:, None] - window)
-    tgt_ctx = (c[None, :] < t[:, None]) & (c[None, :] >= t[:, None] - window)
-    top = torch.cat([ctx_ctx, torch.zeros(n_context, n_target, dtype=torch.bool, device=device)], dim=1)
-    bottom = torch.cat([tgt_ctx, torch.eye(n_target, dtype=torch.bool, device=device)], dim=1)
-    return torch.cat([top, bottom], dim=0)
+    reach = torch.full((1,), n_context, device=device) if visible is None else visible.to(device)
+    r = reach[:, None, None]
+    ctx_ctx = (c[None, None, :] <= c[None, :, None]) & (c[None, None, :] > c[None, :, None] - r)  # [B', C, C]
+    tgt_ctx = (c[None, None, :] < t[None, :, None]) & (c[None, None, :] >= t[None, :, None] - r)  # [B', T, C]
+    b = tgt_ctx.shape[0]
+    top = torch.cat([ctx_ctx, torch.zeros(b, n_context, n_target, dtype=torch.bool, device=device)], dim=2)
+    bottom = torch.cat([tgt_ctx, torch.eye(n_target, dtype=torch.bool, device=device).expand(b, -1, -1)], dim=2)
+    mask = torch.cat([top, bottom], dim=1)
+    return mask if visible is not None else mask[0]

@@ -159,8 +159,11 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
         context = x[:, :w] + ctx_sigma[..., None, None] * torch.randn_like(x[:, :w])  # additive: unbiased residual base
         target_clean = x[:, 1:]
         target = noisy(target_clean, tgt_sigma, torch.randn_like(target_clean))
+        # Some windows see only their last few context frames: there the keys, not the motion so far, tell what comes next.
+        short = torch.rand(b, device=dist.device) < dcfg.short_context_p
+        visible = torch.where(short, torch.randint(1, dcfg.short_context_max + 1, (b,), device=dist.device), torch.full((b,), w, device=dist.device))
         with ctx.autocast():
-            pred = model(context, ctx_sigma, target, tgt_sigma, k)
+            pred = model(context, ctx_sigma, target, tgt_sigma, k, visible)
         loss = (pred.float() - target_clean).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -212,7 +215,8 @@ def write_bundle(ctx: RunContext, tokenizer: Tokenizer, dynamics: Dynamics, step
         scene_options=manifest.scene_options,
         dataset={"content_hash": manifest.content_hash(), "path": str(ctx.dataset.root), "episodes": len(manifest.episodes),
                  "frames": sum(e.frames for e in manifest.episodes), "collection": manifest.collection},
-        training={"preset": ctx.preset.name, "tokenizer_steps": ctx.cfg.tokenizer_steps, "dynamics_steps": steps,
+        training={"preset": ctx.preset.name, "tokenizer_steps": None if ctx.tokenizer_from else ctx.cfg.tokenizer_steps,
+                  "tokenizer_from": str(ctx.tokenizer_from) if ctx.tokenizer_from else None, "dynamics_steps": steps,
                   "train": ctx.cfg.to_json(), "command": ctx.command, "seconds": round(time.time() - ctx.started),
                   "device": str(ctx.dist.device), "ranks": ctx.dist.world,
                   "tokenizer_psnr": ctx.tokenizer_psnr, "eval": metrics},

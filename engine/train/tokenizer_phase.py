@@ -39,15 +39,36 @@ def checkpoint_meta(ctx: RunContext, phase: str, step: int, extra: dict | None =
     }
 
 
+def _checkpoint_tokenizer(path, device) -> Tokenizer:
+    """The trained tokenizer inside a run's checkpoint (one saved after the tokenizer phase)."""
+    from engine.tokenizer.model import TokenizerConfig
+    from engine.train.checkpoint import load_checkpoint
+    from engine.types import SkyloopError
+
+    tensors, meta = load_checkpoint(path)
+    if meta["phase"] == "tokenizer":
+        raise SkyloopError(f"{path}: this run's tokenizer is still training (step {meta['step']}); resume it, or use a later checkpoint")
+    tokenizer = Tokenizer(TokenizerConfig.from_json(meta["preset"]["tokenizer"]))
+    tokenizer.load_state_dict({k[len("tokenizer."):]: v for k, v in tensors.items() if k.startswith("tokenizer.")})
+    return tokenizer.to(device).eval()
+
+
 def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
-    """The tokenizer of another world (--tokenizer-from): same frames, no tokenizer phase."""
+    """The tokenizer of another world or run (--tokenizer-from): same frames, no tokenizer phase."""
     from dataclasses import replace
+
+    from safetensors import safe_open
 
     from engine.types import SkyloopError
     from engine.world.bundle import load_tokenizer
 
-    spec, tokenizer = load_tokenizer(ctx.tokenizer_from, device=ctx.dist.device)
-    tcfg = spec.tokenizer
+    with safe_open(str(ctx.tokenizer_from), framework="pt") as fh:
+        is_checkpoint = "checkpoint" in (fh.metadata() or {})
+    if is_checkpoint:
+        tokenizer = _checkpoint_tokenizer(ctx.tokenizer_from, ctx.dist.device)
+    else:
+        _, tokenizer = load_tokenizer(ctx.tokenizer_from, device=ctx.dist.device)
+    tcfg = tokenizer.cfg
     if tuple(tcfg.frame_size) != tuple(ctx.dataset.frame_size):
         raise SkyloopError(f"{ctx.tokenizer_from}: its tokenizer takes {tcfg.frame_size[0]}x{tcfg.frame_size[1]} frames, "
                            f"the dataset has {ctx.dataset.frame_size[0]}x{ctx.dataset.frame_size[1]}")
