@@ -173,3 +173,14 @@ def test_a_world_saved_by_an_earlier_version_still_loads_and_plays_the_same():
     expected = np.load(here / "world_v1_rollout.npy")
     diff = np.abs(frames.astype(int) - expected.astype(int))
     assert diff.max() <= 3 and diff.mean() < 0.5, "same frames, up to float differences between CPUs"
+
+
+def test_compiled_world_matches_eager(tiny_world):
+    """The torch.compile fast path against the eager reference."""
+    keys = np.random.default_rng(4).integers(0, 2, (10, 4)).astype(np.uint8)
+    out = []
+    for backend in ("torch", "compile"):
+        world = World.load(tiny_world, backend=backend, threads=1)
+        world.reset(None, seed=6)
+        out.append(np.stack([world.step_unit(k) for k in keys]))
+    assert np.abs(out[0] - out[1]).max() <= 1e-3
