@@ -39,7 +39,11 @@ def main():
     rows = []
     for w in worlds:
         report = json.loads((results / w / "report.json").read_text())
-        s = report["summary"]
+        s = dict(report["summary"])
+        speed_file = results / w / "speed" / "report.json"
+        speed = json.loads(speed_file.read_text()).get("results", {}) if speed_file.exists() else {}
+        if "fps" not in s and "onnx" in speed:  # speed measured on its own, on a quiet machine
+            s["fps"] = round(speed["onnx"]["fps"], 2)
         training = report.get("training", {})
         rows.append((w, s, report))
         lines += [f"## {w}\n",
@@ -55,11 +59,19 @@ def main():
                 continue
             met = v >= goal
             lines.append(f"| {label} | {op} {goal:g} {unit} | {v:.2f} {unit} | {'met' if met else f'missed by {goal - v:.2f}'} |")
+        if speed:
+            lines += ["", "Speed, whole step (sampler + context commit + decode), from `skyloop bench speed` "
+                      f"([report](results/{w}/speed/report.md)):\n", "| backend | device | threads | FPS | p50 ms | p99 ms |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {k} | {v['device']} | {v.get('threads', '-')} | {v['fps']:.1f} | {v['ms_p50']:.2f} | {v['ms_p99']:.2f} |"
+                      for k, v in speed.items()]
+            lines.append("")
         ar = report.get("autoregressive", {})
         if ar:
             lines += ["", "Autoregressive PSNR (dB) by step: " + ", ".join(f"{k}: {v:.1f}" for k, v in ar["psnr_mean"].items())
                       + f"; action agreement {s.get('action_agreement')}, motion direction {s.get('motion_direction_agreement')}.\n"]
-        for name, caption in (("play.gif", "played (headless, random keys)"), ("strip.png", "real (top) vs learned (bottom)"),
+        for name, caption in (("play.gif", "played in a window with real key presses (tools/record_demo.py)"),
+                              ("window.png", "the play window, HUD on"), ("strip.png", "real (top) vs learned (bottom)"),
                               ("autoregressive.png", "rollout curves"), ("loop_closure.png", "loop closure"),
                               ("stability.png", "stability")):
             if (results / w / name).exists():
