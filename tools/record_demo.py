@@ -97,11 +97,11 @@ def main() -> int:
             xvfb.wait(timeout=10)
         if play.returncode != 0:
             raise SystemExit(f"play failed ({play.returncode}):\n{log[-3000:]}")
-        gifs, mp4s = sorted(rec.glob("*.gif")), sorted(p for p in rec.glob("*.mp4") if "_x" not in p.stem)
-        if not gifs or not mp4s:
+        logs = sorted(rec.glob("*.jsonl"))  # each recording: STEM.jsonl, STEM.mp4, STEM.gif
+        if not logs:
             raise SystemExit(f"play wrote no recording:\n{log[-3000:]}")
-        shutil.copy(gifs[-1], out / "play.gif")
-        shutil.copy(mp4s[-1], out / "play.mp4")
+        shutil.copy(logs[-1].with_suffix(".gif"), out / "play.gif")
+        shutil.copy(logs[-1].with_suffix(".mp4"), out / "play.mp4")
     print(log.strip().splitlines()[-1] if log.strip() else "")
     for name in ("play.gif", "window.png", "play.mp4"):
         print(f"wrote {out / name}")

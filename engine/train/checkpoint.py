@@ -35,6 +35,12 @@ def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tenso
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
+def module_state(tensors: dict[str, torch.Tensor], module: str) -> dict[str, torch.Tensor]:
+    """The state dict of one module stored in a checkpoint under `module.` (tokenizer, dynamics, ema)."""
+    prefix = module + "."
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     from safetensors.torch import save_file
 

@@ -12,7 +12,7 @@ import torch
 
 from engine.dynamics.model import Dynamics
 from engine.tokenizer.model import Tokenizer
-from engine.train.checkpoint import flatten_optimizer, restore_optimizer, restore_rng, rng_state, save_checkpoint
+from engine.train.checkpoint import flatten_optimizer, module_state, restore_optimizer, restore_rng, rng_state, save_checkpoint
 from engine.train.evaluate import evaluate_dynamics
 from engine.train.run import RunContext, lr_at
 from engine.train.tokenizer_phase import checkpoint_meta
@@ -114,9 +114,9 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
     start = 0
     if state is not None:
         tensors, meta = state
-        dynamics.load_state_dict({k[len("dynamics."):]: v for k, v in tensors.items() if k.startswith("dynamics.")})
+        dynamics.load_state_dict(module_state(tensors, "dynamics"))
         if ema is not None:
-            ema.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+            ema.load_state_dict(module_state(tensors, "ema"))
         restore_optimizer(opt, tensors, "opt", meta["opt_groups"])
         restore_rng(tensors, meta["rng"], rng)
         start = meta["step"]

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from engine.tokenizer.model import Tokenizer, frames_to_unit, psnr
-from engine.train.checkpoint import flatten_optimizer, restore_optimizer, restore_rng, rng_state, save_checkpoint
+from engine.train.checkpoint import flatten_optimizer, load_checkpoint, module_state, restore_optimizer, restore_rng, rng_state, save_checkpoint
 from engine.train.run import RunContext, lr_at
 
 
@@ -42,14 +42,13 @@ def checkpoint_meta(ctx: RunContext, phase: str, step: int, extra: dict | None =
 def _checkpoint_tokenizer(path, device) -> Tokenizer:
     """The trained tokenizer inside a run's checkpoint (one saved after the tokenizer phase)."""
     from engine.tokenizer.model import TokenizerConfig
-    from engine.train.checkpoint import load_checkpoint
     from engine.types import SkyloopError
 
     tensors, meta = load_checkpoint(path)
     if meta["phase"] == "tokenizer":
         raise SkyloopError(f"{path}: this run's tokenizer is still training (step {meta['step']}); resume it, or use a later checkpoint")
     tokenizer = Tokenizer(TokenizerConfig.from_json(meta["preset"]["tokenizer"]))
-    tokenizer.load_state_dict({k[len("tokenizer."):]: v for k, v in tensors.items() if k.startswith("tokenizer.")})
+    tokenizer.load_state_dict(module_state(tensors, "tokenizer"))
     return tokenizer.to(device).eval()
 
 
@@ -89,7 +88,7 @@ def train_tokenizer(ctx: RunContext, state):
     rng = np.random.default_rng([cfg.seed, dist.rank, 1])
     if state is not None and state[1]["phase"] != "tokenizer":  # already past this phase
         tensors, meta = state
-        tokenizer.load_state_dict({k[len("tokenizer."):]: v for k, v in tensors.items() if k.startswith("tokenizer.")})
+        tokenizer.load_state_dict(module_state(tensors, "tokenizer"))
         tokenizer.eval()
         eval_frames = frame_pool(ctx.holdout_episodes)
         ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], dist.device)
@@ -101,7 +100,7 @@ def train_tokenizer(ctx: RunContext, state):
     start = 0
     if state is not None:
         tensors, meta = state
-        tokenizer.load_state_dict({k[len("tokenizer."):]: v for k, v in tensors.items() if k.startswith("tokenizer.")})
+        tokenizer.load_state_dict(module_state(tensors, "tokenizer"))
         restore_optimizer(opt, tensors, "opt", meta["opt_groups"])
         restore_rng(tensors, meta["rng"], rng)
         start = meta["step"]
