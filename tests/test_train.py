@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from engine.train.run import train_world
@@ -134,3 +135,20 @@ def test_nothing_is_ever_unpickled():
             if needle in text:
                 offenders.append(f"{path.relative_to(ROOT)}: {needle}")
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("source", ["world", "checkpoint"])
+def test_new_dynamics_on_an_existing_tokenizer(tiny_world, tiny_dataset, tmp_path, source):
+    """--tokenizer-from takes a world file or a run's checkpoint, and the new world keeps that tokenizer exactly."""
+    from engine.train.run import train_world
+    from engine.world.bundle import load_tokenizer
+
+    src = tiny_world if source == "world" else tiny_world.parent / "run" / "checkpoint.safetensors"
+    assert src.exists()
+    out = tmp_path / "w.safetensors"
+    train_world(tiny_dataset, "tiny", out, steps=5, run_dir=tmp_path / "run", threads=1, progress=False,
+                overrides={"eval_every": 5, "checkpoint_every": 1000}, command="tests", tokenizer_from=src)
+    _, reused = load_tokenizer(out)
+    _, original = load_tokenizer(tiny_world)
+    a, b = reused.state_dict(), original.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
