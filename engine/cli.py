@@ -101,7 +101,7 @@ def cmd_train(args) -> int:
     train_world(args.data, args.preset, args.out, steps=args.steps, tokenizer_steps=args.tokenizer_steps, resume=args.resume,
                 run_dir=args.run_dir, batch=args.batch, device=args.device, threads=args.threads, overrides=overrides,
                 progress=not args.no_progress, command=default_command(), precision=args.precision, compile=args.compile,
-                tokenizer_from=args.tokenizer_from, max_episodes=args.episodes, settings=args.set)
+                tokenizer_from=args.tokenizer_from, init_from=args.init_from, max_episodes=args.episodes, settings=args.set)
     return 0
 
 
@@ -335,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="PART.FIELD=VALUE",
                    help="override a preset field, e.g. --set dynamics.depth=4 --set sampler.steps=1 (repeatable)")
     p.add_argument("--tokenizer-from", metavar="WORLD", help="reuse the tokenizer of this world file (skips the tokenizer phase)")
+    p.add_argument("--init-from", metavar="WORLD", help="continue training this world file: its tokenizer and dynamics weights, "
+                   "its network shape, a fresh optimizer; compute adds up in the new world's metadata (training.cumulative)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--run-dir", help="folder for checkpoints, metrics and strips (default runs/<out name>)")
     p.add_argument("--batch", type=int, help="global batch size of both phases (default: the preset's)")

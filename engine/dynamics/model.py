@@ -51,6 +51,9 @@ class DynamicsConfig:
     short_context_max: int = 3  #   context frames: motion cannot be read off a long context there, so the keys must be used
     max_context_noise: float = 0.5  # training: std of the additive context noise is drawn from U(0, this) per frame
     p_full_noise: float = 0.25  # training: share of target frames at noise level 1 (what the first sampler step sees)
+    rollout_p: float = 0.0  # training: share of windows whose latest context frames are the model's own rollout
+    #   (self forcing: generated with the world's sampler, no gradient through them), so it learns to recover from its errors
+    rollout_frames: int = 4  # training: up to this many latest context frames are generated (drawn 1..this each step)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -258,6 +261,45 @@ class Dynamics(nn.Module):
         if mask.ndim == 3:  # one mask per window: [B, 1, F, F] broadcasts over heads
             mask = mask[:, None]
         return self.forward_frames(tokens, sigma, frame_keys, all_times, role, mask)[:, w:]
+
+    # ---- the training recipe -------------------------------------------------
+    def training_inputs(self, window_tokens: torch.Tensor, window_keys: torch.Tensor, context_clean: torch.Tensor | None = None) -> dict:
+        """Noised two-stream inputs of `forward` for windows of W + 1 real frames, and the clean targets.
+
+        window_tokens [B, W+1, N, D], window_keys [B, W+1, K]; context_clean [B, W, N, D] replaces the clean
+        context copies (frames 0..W-1), e.g. with frames the model generated itself (self forcing).
+        Returns the keyword arguments of `forward` plus "target_clean" [B, W, N, D].
+        """
+        cfg = self.cfg
+        b, dev = window_tokens.shape[0], window_tokens.device
+        w = window_tokens.shape[1] - 1
+        context = window_tokens[:, :w] if context_clean is None else context_clean
+        ctx_sigma = torch.rand(b, w, device=dev) * cfg.max_context_noise
+        tgt_sigma = torch.where(torch.rand(b, w, device=dev) < cfg.p_full_noise, torch.ones(b, w, device=dev), torch.rand(b, w, device=dev))
+        noisy_context = context + ctx_sigma[..., None, None] * torch.randn_like(context)  # additive: an unbiased base
+        target_clean = window_tokens[:, 1:]
+        noise = torch.randn_like(target_clean)
+        target = (1 - tgt_sigma[..., None, None]) * target_clean + tgt_sigma[..., None, None] * noise  # flow-matching interpolation
+        # Some windows see only their last few context frames: there the keys, not the motion so far, tell what comes next.
+        short = torch.rand(b, device=dev) < cfg.short_context_p
+        visible = torch.where(short, torch.randint(1, cfg.short_context_max + 1, (b,), device=dev), torch.full((b,), w, device=dev))
+        return {
+            "context_tokens": noisy_context,
+            "context_sigma": ctx_sigma, "target_tokens": target, "target_sigma": tgt_sigma, "keys": window_keys,
+            "visible": visible, "target_clean": target_clean,
+        }
+
+    @staticmethod
+    def loss(predicted_clean: torch.Tensor, target_clean: torch.Tensor) -> torch.Tensor:
+        """x0-prediction MSE over every target token (float32 whatever the autocast)."""
+        return (predicted_clean.float() - target_clean).pow(2).mean()
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: matrices decay; norms, biases and position tables do not."""
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            (no_decay if p.ndim < 2 or "pos" in name else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     # ---- one frame with a KV cache (inference, ONNX) ------------------------
     def step(self, tokens, sigma, keys, time, role, cache_k, cache_v, cache_bias):

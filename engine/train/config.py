@@ -25,6 +25,8 @@ class TrainConfig:
     checkpoint_every: int = 250  # steps between checkpoints (atomic; --resume continues from the last)
     holdout: float = 0.05  # share of episodes held out for evaluation (at least one)
     seed: int = 0  # seeds weight init, batch sampling and noise
+    cpu_minutes: float = 0.0  # dynamics phase budget in process CPU minutes (all threads; 0 = none): it stops when used up,
+    #   and the learning-rate schedule follows whichever of steps or CPU time is further along (fixed-budget ablations)
 
     def to_json(self) -> dict:
         return asdict(self)

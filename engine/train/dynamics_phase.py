@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from engine.dynamics.model import Dynamics
+from engine.dynamics.self_forcing import own_rollout_context
 from engine.tokenizer.model import Tokenizer
 from engine.train.checkpoint import flatten_optimizer, module_state, restore_optimizer, restore_rng, rng_state, save_checkpoint
 from engine.train.evaluate import evaluate_dynamics
-from engine.train.run import RunContext, lr_at
+from engine.train.run import RunContext, lr_at_progress
 from engine.train.tokenizer_phase import checkpoint_meta
 
 
@@ -88,30 +89,26 @@ class WindowSampler:
         return toks, keys
 
 
-def noisy(x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Flow-matching interpolation x_sigma = (1 - sigma) x + sigma noise, sigma per frame [B, F]."""
-    s = sigma[..., None, None]
-    return (1 - s) * x + s * noise
-
-
 def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
     cfg, dist, dcfg = ctx.cfg, ctx.dist, ctx.preset.dynamics
     train_tokens, hold_tokens = load_or_encode_latents(ctx, tokenizer)
     train_keys = [k for _, k in ctx.train_episodes]
     sampler = WindowSampler(train_tokens, train_keys, dcfg.context + 1)
     dynamics = Dynamics(dcfg).to(dist.device)
+    if ctx.init_from is not None and state is None:  # continue a world's weights with a fresh optimizer
+        from engine.world.bundle import load_bundle
+
+        dynamics.load_state_dict(load_bundle(ctx.init_from).dynamics.float().state_dict())
+        ctx.say(f"dynamics: starting from the weights of {ctx.init_from}")
     ema = copy.deepcopy(dynamics).eval() if cfg.ema > 0 else None
     model = dist.wrap(dynamics)
     if ctx.compile:
         ctx.say("dynamics: compiling the training step (a minute or two)")
         model = torch.compile(model)
-    decay, no_decay = [], []
-    for name, p in dynamics.named_parameters():
-        (no_decay if p.ndim < 2 or "pos" in name else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=cfg.dynamics_lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(dynamics.optimizer_groups(cfg.weight_decay), lr=cfg.dynamics_lr, betas=(0.9, 0.95))
     rng = np.random.default_rng([cfg.seed, dist.rank, 2])
     start = 0
+    cpu_before = 0.0  # process CPU seconds of this phase in earlier runs (resume)
     if state is not None:
         tensors, meta = state
         dynamics.load_state_dict(module_state(tensors, "dynamics"))
@@ -120,10 +117,18 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
         restore_optimizer(opt, tensors, "opt", meta["opt_groups"])
         restore_rng(tensors, meta["rng"], rng)
         start = meta["step"]
+        cpu_before = float(meta.get("cpu_seconds", 0.0))
         ctx.say(f"dynamics: resuming at step {start}")
     n_params = sum(p.numel() for p in dynamics.parameters())
-    ctx.say(f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames")
+    ctx.say(f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames"
+            + (f", self forcing on {dcfg.rollout_p:.0%} of windows (up to {dcfg.rollout_frames} generated context frames)" if dcfg.rollout_p > 0 else "")
+            + (f"; budget {cfg.cpu_minutes:g} CPU-minutes" if cfg.cpu_minutes > 0 else ""))
     total = cfg.dynamics_steps
+    budget = cfg.cpu_minutes * 60.0  # process CPU seconds (all threads); 0 = no budget, run every step
+    cpu_start = time.process_time()
+
+    def cpu_used() -> float:
+        return cpu_before + time.process_time() - cpu_start
     local = dist.local_batch(cfg.dynamics_batch)
     w = dcfg.context
     from tqdm import tqdm
@@ -141,30 +146,32 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
                    | {f"dynamics.{k}": v for k, v in dynamics.state_dict().items()}
                    | ({f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else {})
                    | opt_tensors | rng_t)
-        save_checkpoint(ctx.run_dir / "checkpoint.safetensors", tensors, checkpoint_meta(ctx, phase, step, {"opt_groups": groups, "rng": rng_m}))
+        save_checkpoint(ctx.run_dir / "checkpoint.safetensors", tensors, checkpoint_meta(ctx, phase, step, {"opt_groups": groups, "rng": rng_m,
+                                                                                                     "cpu_seconds": cpu_used()}))
 
     if start == 0 and dist.main:
         save(0)  # the tokenizer is done: a kill from here on does not redo it
+    rollout_rng = np.random.default_rng([cfg.seed, dist.rank, 3])
     for step in range(start, total):
-        lr = lr_at(step, total, cfg.dynamics_lr, cfg.warmup)
+        progress = max(step / total, cpu_used() / budget if budget else 0.0)  # the schedule follows steps or CPU time
+        lr = lr_at_progress(step, progress, cfg.dynamics_lr, cfg.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
         toks, keys = sampler.sample(rng, local)
         x = torch.from_numpy(toks).to(dist.device)  # [B, W+1, N, D]
         k = torch.from_numpy(keys).to(dist.device)
         b = x.shape[0]
-        ctx_sigma = torch.rand(b, w, device=dist.device) * dcfg.max_context_noise
-        tgt_sigma = torch.where(torch.rand(b, w, device=dist.device) < dcfg.p_full_noise,
-                                torch.ones(b, w, device=dist.device), torch.rand(b, w, device=dist.device))
-        context = x[:, :w] + ctx_sigma[..., None, None] * torch.randn_like(x[:, :w])  # additive: unbiased residual base
-        target_clean = x[:, 1:]
-        target = noisy(target_clean, tgt_sigma, torch.randn_like(target_clean))
-        # Some windows see only their last few context frames: there the keys, not the motion so far, tell what comes next.
-        short = torch.rand(b, device=dist.device) < dcfg.short_context_p
-        visible = torch.where(short, torch.randint(1, dcfg.short_context_max + 1, (b,), device=dist.device), torch.full((b,), w, device=dist.device))
+        context_clean = None
+        n_roll = int(round(b * dcfg.rollout_p))
+        if n_roll > 0:  # self forcing: these windows' latest context frames are the model's own
+            generated = int(rollout_rng.integers(1, min(dcfg.rollout_frames, w - 1) + 1))
+            own = own_rollout_context(dynamics, x[:n_roll], k[:n_roll], generated, ctx.preset.sampler, seed=int(rollout_rng.integers(2**31)))
+            context_clean = torch.cat([own, x[n_roll:, :w]])
+        inputs = dynamics.training_inputs(x, k, context_clean)
+        target_clean = inputs.pop("target_clean")
         with ctx.autocast():
-            pred = model(context, ctx_sigma, target, tgt_sigma, k, visible)
-        loss = (pred.float() - target_clean).pow(2).mean()
+            pred = model(**inputs)
+        loss = Dynamics.loss(pred, target_clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dynamics.parameters(), cfg.grad_clip)
@@ -186,10 +193,21 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
             ctx.log({"phase": "dynamics", "step": step + 1, "eval": metrics})
             bar.write(f"dynamics step {step + 1}: 1-step PSNR {metrics['psnr_1step']:.2f} dB (tokenizer ceiling "
                       f"{metrics['psnr_tokenizer']:.2f}), autoregressive PSNR@8 {metrics['psnr_ar'].get('8', float('nan')):.2f} dB")
+        # Under DDP every rank must stop at the same step: any rank out of budget stops them all.
+        out_of_budget = budget > 0 and dist.mean(float(cpu_used() >= budget)) > 0
+        if out_of_budget and step + 1 < total:
+            ctx.say(f"\ndynamics: CPU budget of {cfg.cpu_minutes:g} minutes used up at step {step + 1}")
+            total = step + 1
+            if dist.main:
+                metrics = evaluate_dynamics(ema or dynamics, tokenizer, ctx, hold_tokens, total, ctx.preset.sampler)
+                ctx.log({"phase": "dynamics", "step": total, "eval": metrics})
+            bar.update(1)
+            break
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
             save(step + 1)
         bar.update(1)
     bar.close()
+    ctx.cpu_seconds = cpu_used()
     if not dist.main:
         dist.barrier()
         return None
@@ -205,6 +223,7 @@ def write_bundle(ctx: RunContext, tokenizer: Tokenizer, dynamics: Dynamics, step
     from engine.world.bundle import WorldSpec, save_bundle
 
     manifest = ctx.dataset.manifest
+    seconds = round(time.time() - ctx.started)
     starts = np.stack([f[0] for f, _ in (ctx.holdout_episodes + ctx.train_episodes)[:8]])
     spec = WorldSpec(
         tokenizer=ctx.preset.tokenizer,
@@ -217,11 +236,33 @@ def write_bundle(ctx: RunContext, tokenizer: Tokenizer, dynamics: Dynamics, step
                  "frames": sum(e.frames for e in manifest.episodes), "collection": manifest.collection},
         training={"preset": ctx.preset.name, "tokenizer_steps": None if ctx.tokenizer_from else ctx.cfg.tokenizer_steps,
                   "tokenizer_from": str(ctx.tokenizer_from) if ctx.tokenizer_from else None, "dynamics_steps": steps,
-                  "train": ctx.cfg.to_json(), "command": ctx.command, "seconds": round(time.time() - ctx.started),
+                  "train": ctx.cfg.to_json(), "command": ctx.command, "seconds": seconds,
+                  "dynamics_cpu_seconds": round(ctx.cpu_seconds, 1), "init_from": str(ctx.init_from) if ctx.init_from else None,
                   "device": str(ctx.dist.device), "ranks": ctx.dist.world,
-                  "tokenizer_psnr": ctx.tokenizer_psnr, "eval": metrics},
+                  "tokenizer_psnr": ctx.tokenizer_psnr, "eval": metrics,
+                  "cumulative": cumulative_training(ctx, steps, seconds)},
     )
     sha = save_bundle(ctx.out, spec, tokenizer, dynamics.float(), extra={"start_frames": torch.from_numpy(starts)})
     size = ctx.out.stat().st_size / 2**20
     ctx.say(f"world written to {ctx.out} ({size:.1f} MiB, sha256 {sha[:12]}); run folder {ctx.run_dir}")
     return ctx.out
+
+
+def cumulative_training(ctx: RunContext, steps: int, seconds: float) -> dict:
+    """Compute that went into this world so far, across sessions: this run plus, with --init-from, the world it continued
+    (its own cumulative record, or its single-run record for worlds written before this field existed).
+    Hours are wall-clock hours of the machine the run had (`device`), split by CPU and GPU."""
+    gpu = ctx.dist.device.type == "cuda"
+    total = {"runs": 1, "tokenizer_steps": 0 if ctx.tokenizer_from else ctx.cfg.tokenizer_steps, "dynamics_steps": steps,
+             "cpu_hours": 0.0 if gpu else seconds / 3600, "gpu_hours": seconds / 3600 if gpu else 0.0}
+    if ctx.init_from is not None:
+        from engine.world.bundle import read_spec
+
+        before = read_spec(ctx.init_from).training
+        prior = before.get("cumulative") or {
+            "runs": 1, "tokenizer_steps": before.get("tokenizer_steps") or before.get("train", {}).get("tokenizer_steps", 0),
+            "dynamics_steps": before.get("dynamics_steps", 0),
+            "cpu_hours": 0.0 if str(before.get("device", "cpu")).startswith("cuda") else before.get("seconds", 0) / 3600,
+            "gpu_hours": before.get("seconds", 0) / 3600 if str(before.get("device", "cpu")).startswith("cuda") else 0.0}
+        total = {k: total[k] + prior.get(k, 0) for k in total}
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in total.items()}

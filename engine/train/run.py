@@ -43,6 +43,8 @@ class RunContext:
     precision: str = "auto"  # auto (bf16 on CUDA and AMX CPUs), bf16 or fp32
     compile: bool = False  # torch.compile the training forward passes (slow start, faster steps)
     tokenizer_from: Path | None = None  # take the tokenizer of this world file instead of training one
+    init_from: Path | None = None  # start the dynamics from this world file's weights (fresh optimizer)
+    cpu_seconds: float = 0.0  # process CPU time the dynamics phase used (all runs of it, resumes included)
 
     def autocast(self):
         return autocast(self.dist.device, self.precision)
@@ -86,6 +88,15 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def lr_at_progress(step: int, progress: float, peak: float, warmup: int) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 10% of the peak as progress goes 0 -> 1
+    (progress: share of the steps, or of a CPU-time budget, already used)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, max(0.0, progress))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def split_episodes(dataset: Dataset, holdout: float, say, limit: int | None = None) -> tuple[list, list]:
     bad: list[str] = []
     episodes = dataset.load_all(on_bad=lambda f, m: bad.append(m), limit=limit)
@@ -96,6 +107,22 @@ def split_episodes(dataset: Dataset, holdout: float, say, limit: int | None = No
         raise SkyloopError(f"{dataset.root}: need at least 2 usable episodes (one is held out for evaluation), found {len(episodes)}")
     n_hold = max(1, int(round(len(episodes) * holdout)))
     return episodes[:-n_hold], episodes[-n_hold:]
+
+
+ARCHITECTURE = ("token_dim", "token_grid", "num_keys", "context", "width", "depth", "heads", "mlp_ratio", "rope_period", "shared_modulation")
+
+
+def continued_preset(preset: Preset, world: Path) -> Preset:
+    """The preset for continuing a world (--init-from): the world's network shape, this run's recipe."""
+    from dataclasses import replace
+
+    from engine.world.bundle import read_spec
+
+    spec = read_spec(world)
+    if preset.name != spec.training.get("preset", preset.name):
+        print(f"note: {world} was trained with preset {spec.training.get('preset')!r}; its network shape is kept")
+    shape = {name: getattr(spec.dynamics, name) for name in ARCHITECTURE}
+    return replace(preset, tokenizer=spec.tokenizer, dynamics=replace(preset.dynamics, **shape))
 
 
 def check_compatible(meta: dict, preset: Preset, dataset: Dataset, where: Path) -> None:
@@ -129,6 +156,7 @@ def train_world(
     precision: str = "auto",
     compile: bool = False,
     tokenizer_from: str | os.PathLike | None = None,
+    init_from: str | os.PathLike | None = None,
     max_episodes: int | None = None,
     settings: list[str] | None = None,
 ) -> Path | None:
@@ -152,6 +180,9 @@ def train_world(
         if overrides:
             train_cfg = replace(train_cfg, **overrides)
         preset = replace(preset, train=train_cfg).for_data(dataset.frame_size, len(dataset.keyset))
+        if init_from is not None:
+            preset = continued_preset(preset, Path(init_from))
+            tokenizer_from = tokenizer_from or init_from
         out = Path(out)
         run_dir = Path(run_dir) if run_dir else Path("runs") / out.stem
         checkpoint = run_dir / "checkpoint.safetensors"
@@ -177,7 +208,8 @@ def train_world(
             print(f"no checkpoint in {run_dir}: starting a new run")
         ctx = RunContext(dist, preset, run_dir, dataset, *split_episodes(dataset, train_cfg.holdout, print if dist.main else lambda s: None, max_episodes),
                          out=out, progress=progress and dist.main, command=command, precision=precision, compile=compile,
-                         tokenizer_from=Path(tokenizer_from) if tokenizer_from else None)
+                         tokenizer_from=Path(tokenizer_from) if tokenizer_from else None,
+                         init_from=Path(init_from) if init_from else None)
         n_train = sum(len(f) for f, _ in ctx.train_episodes)
         with ctx.autocast():
             mode = "bf16 autocast" if torch.is_autocast_enabled(dist.device.type) else "fp32"

@@ -1,0 +1,85 @@
+"""The training recipe's parts at tiny size: self forcing, continuing a world, the CPU-time budget."""
+import json
+
+import numpy as np
+import torch
+
+from engine.dynamics.cache import TorchStepper
+from engine.dynamics.model import Dynamics, DynamicsConfig
+from engine.dynamics.rollout import Rollout
+from engine.dynamics.sampler import FlowSampler, SamplerConfig
+from engine.dynamics.self_forcing import own_rollout_context
+from engine.train.run import train_world
+from engine.world.bundle import load_bundle, read_spec
+
+
+def _model_and_windows(w=4, b=3):
+    torch.manual_seed(0)
+    cfg = DynamicsConfig(token_dim=8, token_grid=(2, 2), num_keys=3, context=w, width=32, depth=2, heads=2)
+    model = Dynamics(cfg)
+    with torch.no_grad():  # non-zero outputs: the zero-initialised head would predict zeros for every frame
+        model.token_out.weight.normal_(0, 0.2)
+    tokens = torch.randn(b, w + 1, 4, 8)
+    keys = (torch.rand(b, w + 1, 3) < 0.4).float()
+    return model, tokens, keys
+
+
+def test_self_forcing_context_is_what_play_would_generate():
+    model, tokens, keys = _model_and_windows()
+    sampler = SamplerConfig(steps=2, context_noise=0.1)
+    model.train()
+    context = own_rollout_context(model, tokens, keys, generated=2, sampler=sampler, seed=7)
+    assert model.training, "the model goes back to training mode"
+    assert context.shape == (3, 4, 4, 8)
+    assert torch.equal(context[:, :2], tokens[:, :2]), "the real frames before the rollout stay as they are"
+    assert not torch.allclose(context[:, 2:], tokens[:, 2:4]), "the latest frames are generated, not copied"
+    # The same frames a world session makes: the KV-cached stepper and the sampler, from the same real frames and keys.
+    model.eval()
+    roll = Rollout(TorchStepper(model, 3), FlowSampler(sampler), (3, 4, 8), 3)
+    roll.reset(tokens[:, :2].numpy(), keys[:, :2].numpy(), seed=7)
+    expected = np.stack([roll.step(keys[:, t].numpy()) for t in (2, 3)], axis=1)
+    np.testing.assert_allclose(context[:, 2:].numpy(), expected, atol=1e-6)
+
+
+def test_self_forcing_needs_one_real_frame():
+    import pytest
+
+    model, tokens, keys = _model_and_windows()
+    with pytest.raises(ValueError, match="one real frame"):
+        own_rollout_context(model, tokens, keys, generated=4, sampler=SamplerConfig(), seed=0)
+
+
+def test_training_inputs_take_the_given_context_and_keep_real_targets():
+    model, tokens, keys = _model_and_windows()
+    model.cfg.max_context_noise = 0.0  # no additive noise: the context copies are exactly what was given
+    own = torch.randn(3, 4, 4, 8)
+    inputs = model.training_inputs(tokens, keys, own)
+    assert torch.equal(inputs["context_tokens"], own)
+    assert torch.equal(inputs["target_clean"], tokens[:, 1:])
+    pred = model(**{k: v for k, v in inputs.items() if k != "target_clean"})
+    assert pred.shape == inputs["target_clean"].shape
+
+
+def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world, tmp_path):
+    """--init-from starts from the world's dynamics; self forcing trains; the CPU budget stops the run early; compute adds up."""
+    out = tmp_path / "more.safetensors"
+    before = read_spec(tiny_world).training
+    # Zero learning rate: the continued world must come out with the very weights it started from.
+    train_world(tiny_dataset, "tiny", out, steps=3, run_dir=tmp_path / "same", threads=1, progress=False, init_from=tiny_world,
+                settings=["dynamics.rollout_p=0.5", "dynamics.rollout_frames=2", "train.dynamics_lr=0", "train.ema=0", "train.eval_every=1000"])
+    a, b = load_bundle(tiny_world).dynamics.state_dict(), load_bundle(out).dynamics.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    spec = read_spec(out)
+    assert spec.training["init_from"] == str(tiny_world)
+    assert spec.training["cumulative"]["dynamics_steps"] == before["dynamics_steps"] + 3
+    assert spec.training["cumulative"]["runs"] == 2
+    assert spec.dynamics.rollout_p == 0.5
+    # A budget of 0.05 CPU-minutes (3 s) ends a 100000-step run after a handful of steps, with a world written.
+    out2 = tmp_path / "budget.safetensors"
+    train_world(tiny_dataset, "tiny", out2, steps=100000, run_dir=tmp_path / "budget", threads=1, progress=False, init_from=tiny_world,
+                settings=["dynamics.rollout_p=0.5", "train.cpu_minutes=0.05", "train.eval_every=100000"])
+    training = read_spec(out2).training
+    assert 0 < training["dynamics_steps"] < 100000
+    assert training["dynamics_cpu_seconds"] >= 3.0
+    logged = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval" in r and r["step"] == training["dynamics_steps"] for r in logged), "the budgeted run is evaluated where it stopped"
