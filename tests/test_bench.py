@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from engine.bench import metrics as M
+from engine.bench.plausibility import FrameBank, real_bank
 from engine.bench.consistency import (QUICK, Scenes, action_following, autoregressive, eval_seeds, loop_closure, stability,
                                       teacher_forced)
 from scenes import make_scene
@@ -120,22 +121,26 @@ SEEDS = [11, 12]
 def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     cfg = QUICK
     make = lambda: make_scene("overworld")  # noqa: E731 - numpy-only scene: deep-copyable
+    bank = FrameBank(real_bank(make, [21, 22], 64))
     perfect = SceneWorld("overworld", SEEDS)
-    tf = teacher_forced(perfect, Scenes(make, SEEDS), cfg)
+    tf = teacher_forced(perfect, Scenes(make, SEEDS), cfg, bank)
     assert tf["psnr"] == M.PSNR_CAP and tf["ssim"] == pytest.approx(1.0) and tf["ceiling_tokenizer_psnr"] == M.PSNR_CAP
-    ar, curves = autoregressive(perfect, Scenes(make, SEEDS), cfg, lambda n: None)
+    assert tf["foreground_psnr"] == M.PSNR_CAP
+    ar, curves = autoregressive(perfect, Scenes(make, SEEDS), cfg, lambda n: None, bank)
     assert all(v == M.PSNR_CAP for v in ar["psnr_mean"].values()) and ar["first_below_threshold_mean_curve"] is None
+    assert all(v["gap"] == 0 for v in ar["plausibility"].values()), "the real frames are their own ceiling"
     loop = loop_closure(perfect, make, SEEDS, cfg, lambda n: None)
     assert loop["available"] and loop["self_psnr"] == M.PSNR_CAP and loop["gt_psnr"] == M.PSNR_CAP
     act = action_following(perfect, make, SEEDS, cfg, lambda n: None)
     assert act["agreement"] == 1.0 and act["branch_difference_ratio"] == pytest.approx(1.0)
-    stab, _ = stability(perfect, make, SEEDS, cfg, lambda n: None)
+    stab, _ = stability(perfect, make, SEEDS, cfg, lambda n: None, bank)
     assert stab["sharpness_ratio_end"] == pytest.approx(1.0) and stab["explore"]["histogram_distance_end"] == 0
+    assert stab["explore"]["plausibility"][str(cfg.stability_frames)]["gap"] == 0
 
     frozen = SceneWorld("overworld", SEEDS, frozen=True)
-    tf = teacher_forced(frozen, Scenes(make, SEEDS), cfg)
+    tf = teacher_forced(frozen, Scenes(make, SEEDS), cfg, bank)
     assert tf["psnr"] == pytest.approx(tf["floor_repeat_last_psnr"])
-    ar, _ = autoregressive(frozen, Scenes(make, SEEDS), cfg, lambda n: None)
+    ar, _ = autoregressive(frozen, Scenes(make, SEEDS), cfg, lambda n: None, bank)
     assert ar["psnr_mean"] == pytest.approx(ar["floor_repeat_first_psnr"])
 
 
@@ -158,7 +163,8 @@ def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
     proc = cli("bench", "consistency", tiny_world, "--quick", "--out", tmp_path / "c", "--threads", "1", check=True)
     line = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in ("psnr_tf", "ssim_tf", "psnr_ar", "loop_self_psnr", "loop_gt_psnr", "action_agreement", "sharpness_ratio_end",
-                "frames", "seeds"):
+                "frames", "seeds", "branch_spread", "psnr_tf_foreground", "plausibility_gap_ar", "plausibility_gap_explore",
+                "plausibility_foreground_gap_explore", "flicker_ratio_explore_end"):
         assert key in line
     assert set(line["psnr_ar"]) == {"1", "4", "16", "32"}
     for name in ("report.md", "report.json", "autoregressive.png", "strip.png", "loop_closure.png", "stability.png"):

@@ -29,6 +29,7 @@ import numpy as np
 from engine.actions import StickyRandom
 from engine.bench import metrics as M
 from engine.bench.machine import machine, machine_line, write_report
+from engine.bench.plausibility import FrameBank, masked_psnr, real_bank
 from engine.types import SkyloopError
 
 
@@ -46,10 +47,13 @@ class ConsistencyConfig:
     warmup: int = 16  # policy ticks before a loop or a fork starts
     threshold: float = 20.0  # PSNR (dB) under which an autoregressive rollout counts as drifted
     strip_steps: tuple[int, ...] = (1, 4, 16, 64, 256, 1000, 4000, 10000)  # steps shown in the strip
+    bank_episodes: int = 8  # plausibility: held-out episodes (seeds apart from the rollouts') whose frames form the bank
+    bank_steps: int = 500  # plausibility: exploration ticks per bank episode
+    plausibility_window: int = 16  # plausibility in the stability runs: frames up to each report point that are scored
 
 
 QUICK = ConsistencyConfig(seeds=2, frames=32, tf_frames=12, loops=(2, 8), loops_per_length=1, forks=2, fork_length=4,
-                          stability_frames=48, stability_batch=1, warmup=4)
+                          stability_frames=48, stability_batch=1, warmup=4, bank_episodes=2, bank_steps=64, plausibility_window=4)
 
 
 # ---- seeds and scripts -----------------------------------------------------------
@@ -111,7 +115,7 @@ def policy_keys(scenes: Scenes, n: int, tag: int) -> tuple[np.ndarray, np.ndarra
 
 
 # ---- the parts -----------------------------------------------------------------------
-def teacher_forced(world, scenes: Scenes, cfg: ConsistencyConfig) -> dict:
+def teacher_forced(world, scenes: Scenes, cfg: ConsistencyConfig, bank: FrameBank) -> dict:
     keys, real = policy_keys(scenes, cfg.tf_frames, tag=1)
     world.reset(list(real[0]))
     preds = []
@@ -125,28 +129,51 @@ def teacher_forced(world, scenes: Scenes, cfg: ConsistencyConfig) -> dict:
         "psnr": float(M.psnr(preds, truth).mean()), "ssim": float(M.ssim(preds, truth).mean()),
         "floor_repeat_last_psnr": float(M.psnr(real[:-1], truth).mean()), "floor_repeat_last_ssim": float(M.ssim(real[:-1], truth).mean()),
         "ceiling_tokenizer_psnr": float(M.psnr(recon, truth).mean()), "ceiling_tokenizer_ssim": float(M.ssim(recon, truth).mean()),
+        "foreground_psnr": _nanmean(masked_psnr(preds, truth, bank.foreground(truth))),
+        "foreground_floor_repeat_last_psnr": _nanmean(masked_psnr(real[:-1], truth, bank.foreground(truth))),
     }
 
 
-def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress) -> tuple[dict, dict]:
+def _nanmean(x) -> float | None:
+    x = np.asarray(x, np.float64)
+    return float(np.nanmean(x)) if np.isfinite(x).any() else None
+
+
+def plausibility(bank: FrameBank, generated: np.ndarray, real: np.ndarray) -> dict:
+    """Nearest-real-frame PSNR of generated frames against that of real ones (the ceiling), whole frame and foreground."""
+    g, r = bank.nearest(generated), bank.nearest(real)
+    out = {"psnr": _nanmean(g["psnr"]), "ceiling_psnr": _nanmean(r["psnr"]),
+           "foreground_psnr": _nanmean(g["foreground_psnr"]), "foreground_ceiling_psnr": _nanmean(r["foreground_psnr"])}
+    out["foreground_share_ratio"] = float(g["foreground_share"].mean() / r["foreground_share"].mean()) if r["foreground_share"].mean() > 0 else None
+    out["gap"] = None if out["psnr"] is None else out["ceiling_psnr"] - out["psnr"]
+    out["foreground_gap"] = None if out["foreground_psnr"] is None or out["foreground_ceiling_psnr"] is None \
+        else out["foreground_ceiling_psnr"] - out["foreground_psnr"]
+    return out
+
+
+def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank: FrameBank) -> tuple[dict, dict]:
     keys, real = policy_keys(scenes, cfg.frames, tag=2)
     world.reset(list(real[0]))
-    psnr_c, ssim_c, first_c = [], [], []
+    psnr_c, ssim_c, first_c, fg_c = [], [], [], []
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    steps = M.log_steps(cfg.frames)
+    plaus = {}
     for t in range(cfg.frames):
         frame = world.step(keys[t])
         truth = real[t + 1]
         psnr_c.append(M.psnr(frame, truth))
         ssim_c.append(M.ssim(frame, truth))
         first_c.append(M.psnr(real[0], truth))
+        fg_c.append(masked_psnr(frame, truth, bank.foreground(truth)))
+        if t + 1 in steps:
+            plaus[str(t + 1)] = plausibility(bank, frame, truth)
         if t + 1 in cfg.strip_steps or t + 1 == cfg.frames:
             shown[t + 1] = (truth[0], frame[0])
         progress(1)
-    psnr_c, ssim_c, first_c = np.stack(psnr_c), np.stack(ssim_c), np.stack(first_c)  # [T, B]
+    psnr_c, ssim_c, first_c, fg_c = np.stack(psnr_c), np.stack(ssim_c), np.stack(first_c), np.stack(fg_c)  # [T, B]
     sample = np.linspace(0, cfg.frames - 1, min(64, cfg.frames)).astype(int)
     truth_s = real[1:][sample]
     recon = world.decode(world.encode(truth_s.reshape(-1, *truth_s.shape[2:]))).reshape(truth_s.shape)
-    steps = M.log_steps(cfg.frames)
     mean = psnr_c.mean(1)
     crossings = [M.first_below(psnr_c[:, b], cfg.threshold) for b in range(psnr_c.shape[1])]
     out = {
@@ -158,6 +185,8 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress) -> t
         "ssim_std": {str(s): float(ssim_c[s - 1].std()) for s in steps},
         "floor_repeat_first_psnr": {str(s): float(first_c[s - 1].mean()) for s in steps},
         "ceiling_tokenizer_psnr": float(M.psnr(recon, truth_s).mean()),
+        "foreground_psnr_mean": {str(s): _nanmean(fg_c[s - 1]) for s in steps},
+        "plausibility": plaus,
         "threshold": cfg.threshold,
         "first_below_threshold_mean_curve": M.first_below(mean, cfg.threshold),
         "first_below_threshold_per_seed": crossings,
@@ -304,7 +333,7 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
     return out
 
 
-def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progress) -> dict:
+def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progress, bank: FrameBank) -> dict:
     """Long runs: no keys at all, and the exploration policy. Sharpness, colour drift and flicker over time."""
     from scenes.explore import make_policy
 
@@ -319,6 +348,8 @@ def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progr
         prev_w, prev_r = first, first
         hist0 = M.colour_histogram(first)
         sharp_w, sharp_r, drift, drift_real, flick_w, flick_r = [], [], [], [], [], []
+        report_at = sorted({p for p in (1000, 10000, cfg.stability_frames) if p <= cfg.stability_frames})
+        scored = {p: ([], []) for p in report_at}  # frames in the window up to each report point: (world, real)
         for t in range(cfg.stability_frames):
             if name == "noop":
                 keys = np.zeros((len(scenes), len(scenes[0].keyset)), np.uint8)
@@ -332,6 +363,10 @@ def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progr
             drift_real.append(M.histogram_distance(M.colour_histogram(r), hist0).mean())
             flick_w.append(M.flicker(np.stack([prev_w, w], 1)).mean())
             flick_r.append(M.flicker(np.stack([prev_r, r], 1)).mean())
+            for p, (ws, rs) in scored.items():
+                if p - cfg.plausibility_window <= t < p:
+                    ws.append(w)
+                    rs.append(r)
             prev_w, prev_r = w, r
             progress(1)
         for s in scenes:
@@ -347,6 +382,7 @@ def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progr
             "histogram_distance_start": float(np.mean(drift[: max(1, len(drift) // 10)])),
             "flicker_world_end": float(np.mean(flick_w[tail])),
             "flicker_real_end": float(np.mean(flick_r[tail])),
+            "plausibility": {str(p): plausibility(bank, np.concatenate(ws), np.concatenate(rs)) for p, (ws, rs) in scored.items()},
         }
         curves[name] = {"sharpness_ratio": ratio, "histogram_distance": np.array(drift), "flicker_world": np.array(flick_w),
                         "flicker_real": np.array(flick_r)}
@@ -377,7 +413,8 @@ def bench_consistency(world_path, scene: str | None = None, cfg: ConsistencyConf
     if probe.keyset.names != world.keyset.names:
         raise SkyloopError(f"scene {scene} has keys {list(probe.keyset.names)}, the world {list(world.keyset.names)}")
     probe.close()
-    seeds = eval_seeds(spec, cfg.seeds)
+    all_seeds = eval_seeds(spec, cfg.seeds + cfg.bank_episodes)
+    seeds, bank_seeds = all_seeds[: cfg.seeds], all_seeds[cfg.seeds:]
     total = (cfg.frames if "ar" in parts else 0) + (2 * cfg.stability_frames if "stability" in parts else 0) \
         + (sum(cfg.warmup + 2 * L for L in cfg.loops) if "loop" in parts else 0) + (cfg.warmup + 2 * cfg.fork_length if "action" in parts else 0)
     bar = tqdm(total=total, unit="frame", desc="consistency", mininterval=1.0, dynamic_ncols=True)
@@ -388,17 +425,19 @@ def bench_consistency(world_path, scene: str | None = None, cfg: ConsistencyConf
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     curves = {}
+    bank = FrameBank(real_bank(make, bank_seeds, cfg.bank_steps))
+    report["bank"] = {"seeds": bank_seeds, "frames": len(bank.frames), "foreground_share": float(bank.masks.mean())}
     try:
         if "tf" in parts:
-            report["teacher_forced"] = teacher_forced(world, Scenes(make, seeds), cfg)
+            report["teacher_forced"] = teacher_forced(world, Scenes(make, seeds), cfg, bank)
         if "ar" in parts:
-            report["autoregressive"], curves["ar"] = autoregressive(world, Scenes(make, seeds), cfg, bar.update)
+            report["autoregressive"], curves["ar"] = autoregressive(world, Scenes(make, seeds), cfg, bar.update, bank)
         if "loop" in parts:
             report["loop_closure"] = loop_closure(world, make, seeds, cfg, bar.update)
         if "action" in parts:
             report["action_following"] = action_following(world, make, seeds, cfg, bar.update)
         if "stability" in parts:
-            report["stability"], curves["stability"] = stability(world, make, seeds, cfg, bar.update)
+            report["stability"], curves["stability"] = stability(world, make, seeds, cfg, bar.update, bank)
     finally:
         bar.close()
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -425,6 +464,7 @@ def bench_consistency(world_path, scene: str | None = None, cfg: ConsistencyConf
 def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
     tf, ar = report.get("teacher_forced", {}), report.get("autoregressive", {})
     loop, act, stab = report.get("loop_closure", {}), report.get("action_following", {}), report.get("stability", {})
+    explore = stab.get("explore", {})
     return {
         "benchmark": "consistency", "scene": report["scene"],
         "psnr_tf": _r(tf.get("psnr")), "ssim_tf": _r(tf.get("ssim"), 4),
@@ -433,7 +473,16 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "first_below_threshold": ar.get("first_below_threshold_mean_curve"),
         "loop_self_psnr": _r(loop.get("self_psnr")), "loop_gt_psnr": _r(loop.get("gt_psnr")),
         "action_agreement": _r(act.get("agreement"), 3), "motion_direction_agreement": _r(act.get("motion_direction_agreement"), 3),
+        "branch_spread": _r(act.get("branch_difference_ratio"), 3),
         "sharpness_ratio_end": _r(stab.get("sharpness_ratio_end"), 3),
+        "sharpness_ratio_explore_end": _r(explore.get("sharpness_ratio_end"), 3),
+        "flicker_ratio_explore_end": _r(explore["flicker_world_end"] / max(explore["flicker_real_end"], 1e-9), 3) if explore else None,
+        "psnr_tf_foreground": _r(tf.get("foreground_psnr")),
+        "psnr_ar_foreground": {k: _r(v) for k, v in ar.get("foreground_psnr_mean", {}).items()},
+        "plausibility_gap_ar": {k: _r(v["gap"]) for k, v in ar.get("plausibility", {}).items()},
+        "plausibility_gap_explore": {k: _r(v["gap"]) for k, v in explore.get("plausibility", {}).items()},
+        "plausibility_foreground_gap_explore": {k: _r(v["foreground_gap"]) for k, v in explore.get("plausibility", {}).items()},
+        "foreground_share_ratio_explore": {k: _r(v["foreground_share_ratio"], 3) for k, v in explore.get("plausibility", {}).items()},
         "frames": cfg.frames, "stability_frames": cfg.stability_frames, "seeds": cfg.seeds,
         **({"fps": report["speed"]["fps"]} if "speed" in report else {}),
     }
@@ -455,7 +504,9 @@ def markdown(report: dict, figures: list[str]) -> str:
         lines += ["## Teacher-forced (context always real)\n", "| | PSNR dB | SSIM |", "|---|---|---|",
                   f"| world, 1 step | **{tf['psnr']:.2f}** | **{tf['ssim']:.4f}** |",
                   f"| floor: repeat the last frame | {tf['floor_repeat_last_psnr']:.2f} | {tf['floor_repeat_last_ssim']:.4f} |",
-                  f"| ceiling: tokenizer reconstruction | {tf['ceiling_tokenizer_psnr']:.2f} | {tf['ceiling_tokenizer_ssim']:.4f} |", ""]
+                  f"| ceiling: tokenizer reconstruction | {tf['ceiling_tokenizer_psnr']:.2f} | {tf['ceiling_tokenizer_ssim']:.4f} |", "",
+                  f"Foreground only (pixels where the real frame differs from the background, the bank's per-pixel median): "
+                  f"world {_db(tf.get('foreground_psnr'))}, repeat-last floor {_db(tf.get('foreground_floor_repeat_last_psnr'))}.\n"]
     ar = report.get("autoregressive")
     if ar:
         lines += ["## Autoregressive rollout\n", f"![autoregressive curves]({'autoregressive.png'})\n",
@@ -463,6 +514,14 @@ def markdown(report: dict, figures: list[str]) -> str:
         for k in ar["psnr_mean"]:
             lines.append(f"| {k} | {ar['psnr_mean'][k]:.2f} | {ar['psnr_std'][k]:.2f} | {ar['psnr_min'][k]:.2f} | "
                          f"{ar['ssim_mean'][k]:.4f} | {ar['floor_repeat_first_psnr'][k]:.2f} |")
+        if ar.get("plausibility"):
+            lines += ["", "Foreground PSNR against the truth, and plausibility: nearest-real-frame PSNR of the world's frames against "
+                      "that of the real frames (the ceiling), whole frame and foreground:\n",
+                      "| step | foreground PSNR | plausibility world / ceiling (gap) | foreground plausibility world / ceiling (gap) |",
+                      "|---|---|---|---|"]
+            for k, v in ar["plausibility"].items():
+                lines.append(f"| {k} | {_db(ar['foreground_psnr_mean'].get(k))} | {_db(v['psnr'])} / {_db(v['ceiling_psnr'])} ({_db(v['gap'])}) | "
+                             f"{_db(v['foreground_psnr'])} / {_db(v['foreground_ceiling_psnr'])} ({_db(v['foreground_gap'])}) |")
         lines += ["", f"Tokenizer ceiling {ar['ceiling_tokenizer_psnr']:.2f} dB. First step below {ar['threshold']} dB: "
                   f"{ar['first_below_threshold_mean_curve'] or 'never'} (mean curve); per seed {ar['first_below_threshold_per_seed']}.\n",
                   "Real (top) and world (bottom) at the reported steps:\n", "![strip](strip.png)\n"]
@@ -494,12 +553,24 @@ def markdown(report: dict, figures: list[str]) -> str:
             v = stab[name]
             lines.append(f"| {name} | {v['frames']} | {v['sharpness_ratio_start']:.2f} → {v['sharpness_ratio_end']:.2f} | "
                          f"{v['histogram_distance_start']:.3f} → {v['histogram_distance_end']:.3f} | {v['flicker_world_end']:.2f} / {v['flicker_real_end']:.2f} |")
+        lines += ["", f"Plausibility over the {report['config']['plausibility_window']} frames up to each point (bank: {report['bank']['frames']} "
+                  f"real frames of {len(report['bank']['seeds'])} held-out episodes; goal: within 2 dB of the ceiling):\n",
+                  "| run | frame | world / ceiling (gap) | foreground world / ceiling (gap) | foreground share world/real |", "|---|---|---|---|---|"]
+        for name in ("noop", "explore"):
+            for k, v in stab[name].get("plausibility", {}).items():
+                lines.append(f"| {name} | {k} | {_db(v['psnr'])} / {_db(v['ceiling_psnr'])} ({_db(v['gap'])}) | "
+                             f"{_db(v['foreground_psnr'])} / {_db(v['foreground_ceiling_psnr'])} ({_db(v['foreground_gap'])}) | "
+                             f"{_db(v['foreground_share_ratio'])} |")
         lines.append("")
     if "speed" in report:
         sp = report["speed"]
         lines += ["## Speed\n", f"{sp['backend']} on {sp['device']}: **{sp['fps']:.1f} FPS**, p50 {sp['ms_p50']:.2f} ms, p99 {sp['ms_p99']:.2f} ms.\n"]
     lines += ["## Summary\n", "```json", json.dumps(s, indent=1), "```", ""]
     return "\n".join(lines)
+
+
+def _db(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
 
 
 def _pct(v):

@@ -1,0 +1,53 @@
+"""Plausibility and foreground metrics: real frames of unseen episodes reach the ceiling, melted or blurred ones do not,
+and a world that drops the small moving things scores low on the foreground."""
+import numpy as np
+
+from engine.bench import metrics as M
+from engine.bench.plausibility import FrameBank, masked_psnr, real_bank
+from scenes import make_scene
+
+
+def _box_blur(frames):
+    x = frames.astype(np.float32)
+    for axis in (1, 2):
+        x = sum(np.roll(x, s, axis) for s in (-2, -1, 0, 1, 2)) / 5
+    return x.astype(np.uint8)
+
+
+def test_unseen_real_frames_beat_flat_and_blurred_ones():
+    for scene in ("overworld", "bounce"):
+        make = lambda: make_scene(scene)  # noqa: E731
+        bank = FrameBank(real_bank(make, list(range(101, 109)), 500))  # the benchmark's bank size
+        other = real_bank(make, [120], 40)  # a held-out episode the bank has never seen
+        flat = np.broadcast_to(other.mean(axis=(1, 2), keepdims=True).astype(np.uint8), other.shape)  # each frame one colour
+        real, melted, blurred = (bank.nearest(x)["psnr"].mean() for x in (other, flat, _box_blur(other)))
+        assert real > melted + 3 and real > blurred + 3, (scene, real, melted, blurred)
+    assert bank.nearest(bank.frames[:5])["psnr"].min() == M.PSNR_CAP, "a frame in the bank is its own nearest neighbour"
+
+
+def test_the_patch_search_equals_a_brute_force_one():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (30, 16, 16, 3), dtype=np.uint8)
+    queries = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    got = FrameBank(frames, patch=8).nearest(queries)["psnr"]
+    want = []
+    for q in queries:
+        errs = [min(((q[y:y + 8, x:x + 8].astype(float) - f[y:y + 8, x:x + 8]) ** 2).mean() for f in frames)
+                for y in (0, 8) for x in (0, 8)]
+        want.append(10 * np.log10(255.0**2 / np.mean(errs)))
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_a_world_that_drops_the_balls_scores_low_on_the_foreground():
+    make = lambda: make_scene("bounce")  # noqa: E731
+    bank = FrameBank(real_bank(make, [201, 202, 203], 150))
+    truth = real_bank(make, [204], 60)
+    assert 0 < bank.masks.mean() < 0.3, "bounce: the moving things are a small share of the picture"
+    background_only = np.ascontiguousarray(np.broadcast_to(bank.background, truth.shape))
+    whole = M.psnr(background_only, truth).mean()
+    fg = np.nanmean(masked_psnr(background_only, truth, bank.foreground(truth)))
+    assert fg < whole - 5, (whole, fg)  # the whole frame hides what the foreground shows
+    dropped, real = bank.nearest(background_only), bank.nearest(truth)
+    assert dropped["psnr"].mean() >= real["psnr"].mean(), "background patches are all real: whole-frame plausibility is fooled"
+    assert dropped["foreground_share"].max() == 0 < real["foreground_share"].min(), "the foreground share is not"
+    assert np.isnan(dropped["foreground_psnr"]).all() and np.isfinite(real["foreground_psnr"]).all()
