@@ -74,6 +74,7 @@ def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world,
     assert spec.training["cumulative"]["dynamics_steps"] == before["dynamics_steps"] + 3
     assert spec.training["cumulative"]["runs"] == 2
     assert spec.dynamics.rollout_p == 0.5
+    assert spec.sampler == read_spec(tiny_world).sampler, "a continued world keeps its sampler"
     # A budget of 0.05 CPU-minutes (3 s) ends a 100000-step run after a handful of steps, with a world written.
     out2 = tmp_path / "budget.safetensors"
     train_world(tiny_dataset, "tiny", out2, steps=100000, run_dir=tmp_path / "budget", threads=1, progress=False, init_from=tiny_world,

@@ -113,7 +113,8 @@ ARCHITECTURE = ("token_dim", "token_grid", "num_keys", "context", "width", "dept
 
 
 def continued_preset(preset: Preset, world: Path) -> Preset:
-    """The preset for continuing a world (--init-from): the world's network shape, this run's recipe."""
+    """The preset for continuing a world (--init-from): the world's network shape and its (benchmarked) sampler,
+    this run's recipe."""
     from dataclasses import replace
 
     from engine.world.bundle import read_spec
@@ -122,7 +123,7 @@ def continued_preset(preset: Preset, world: Path) -> Preset:
     if preset.name != spec.training.get("preset", preset.name):
         print(f"note: {world} was trained with preset {spec.training.get('preset')!r}; its network shape is kept")
     shape = {name: getattr(spec.dynamics, name) for name in ARCHITECTURE}
-    return replace(preset, tokenizer=spec.tokenizer, dynamics=replace(preset.dynamics, **shape))
+    return replace(preset, tokenizer=spec.tokenizer, dynamics=replace(preset.dynamics, **shape), sampler=spec.sampler)
 
 
 def check_compatible(meta: dict, preset: Preset, dataset: Dataset, where: Path) -> None:

@@ -1,0 +1,112 @@
+"""Fixed-budget ablation harness: one training recipe, a fixed CPU budget, the fast benchmark, one row.
+
+Every recipe starts from the same world file (its tokenizer and dynamics weights, `--init-from`), trains on the
+same data with the same seed for the same process-CPU budget (`train.cpu_minutes`: the LR schedule follows the
+budget, so recipes of different cost per step get the same compute), then runs the fast subset of
+`skyloop bench consistency` (8 held-out seeds, TF, AR to 64, loop closure at 8 and 32, action following,
+stability runs of 2,000 frames with plausibility) on ONNX Runtime, and appends a row to docs/ablations.md.
+
+    tools/ablate.py NAME --init worlds/maze.safetensors --data data/maze --cpu-minutes 30 [--set dynamics.rollout_p=0.5 ...]
+    tools/ablate.py shipped-maze --init worlds/maze.safetensors --cpu-minutes 0      # the starting world itself: the baseline row
+
+Outputs: runs/ablate/NAME/{world.safetensors, run/, bench/}. Resumable: a finished stage is not redone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = ROOT / "docs" / "ablations.md"
+BENCH = ["--seeds", "8", "--frames", "64", "--stability-frames", "2000", "--loops", "8,32", "--backend", "onnx"]
+HEADER = """# Fixed-budget ablations
+
+Rows are appended by `tools/ablate.py` (the command of each row is in `runs/ablate/NAME/row.json`). Every recipe
+starts from the same world (`init`), trains on the same data with the same seed for the stated process-CPU budget
+(CPU-minutes of all threads; wall minutes as measured, on a machine shared with other work), then gets the fast
+subset of `skyloop bench consistency`: 8 held-out seeds on ONNX Runtime with the world's own sampler; TF = teacher-forced
+PSNR, AR@N = autoregressive PSNR at step N, loop = return vs own departure at L = 32, agree = action agreement,
+spread = branch spread world/real, sharp and motion = sharpness ratio and flicker world/real at the end of the
+2,000-frame exploration run, plaus gap = plausibility ceiling minus world at frame 2,000 of that run (dB, lower is
+better), fg = foreground share world/real there.
+
+| recipe | init | settings | CPU-min | steps | wall min | TF | AR@16 | AR@64 | loop | agree | spread | sharp | motion | plaus gap | fg | machine |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+"""
+
+
+def run(cmd: list[str], log: Path) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    with open(log, "a") as fh:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}; see {log}")
+
+
+def fmt(v, digits=2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("name", help="the recipe's name (folder runs/ablate/NAME, row label)")
+    ap.add_argument("--init", required=True, help="world file every recipe starts from")
+    ap.add_argument("--data", default="data/maze", help="dataset (default data/maze)")
+    ap.add_argument("--cpu-minutes", type=float, required=True, help="process-CPU budget of the dynamics training; 0 = bench the init world")
+    ap.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4: a continued world, not a new one)")
+    ap.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE", help="recipe settings (skyloop train --set)")
+    ap.add_argument("--note", default="", help="a few words for the row")
+    args = ap.parse_args()
+    sk = str(ROOT / ".venv" / "bin" / "skyloop")
+    folder = ROOT / "runs" / "ablate" / args.name
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "log.txt"
+    world = Path(args.init) if args.cpu_minutes == 0 else folder / "world.safetensors"
+    started = time.time()
+    if args.cpu_minutes > 0 and not world.exists():
+        run_dir = folder / "run"
+        run_dir.mkdir(exist_ok=True)
+        for other in sorted((ROOT / "runs" / "ablate").glob("*/run/latents.safetensors")):  # same tokenizer, same data:
+            if not (run_dir / "latents.safetensors").exists():  # the cache is checked by fingerprint before use
+                shutil.copy(other, run_dir / "latents.safetensors")
+        cmd = [sk, "train", "--data", args.data, "--preset", "small", "--init-from", args.init, "--out", str(world),
+               "--run-dir", str(run_dir), "--steps", "1000000", "--lr", str(args.lr), "--compile", "--no-progress",
+               "--set", f"train.cpu_minutes={args.cpu_minutes}", "--set", "train.warmup=50", "--set", "train.eval_every=1000000"]
+        for s in args.set:
+            cmd += ["--set", s]
+        if (run_dir / "checkpoint.safetensors").exists():
+            cmd.append("--resume")
+        run(cmd, log)
+    bench = folder / "bench"
+    if not (bench / "report.json").exists():
+        run([sk, "bench", "consistency", str(world), *BENCH, "--out", str(bench)], log)
+    report = json.loads((bench / "report.json").read_text())
+    s = report["summary"]
+    training = report.get("training", {}) if args.cpu_minutes > 0 else {}
+    row = {"recipe": args.name, "init": str(args.init), "settings": args.set, "cpu_minutes": args.cpu_minutes,
+           "steps": training.get("dynamics_steps", 0), "cpu_seconds": training.get("dynamics_cpu_seconds", 0),
+           "wall_minutes": round(training.get("seconds", 0) / 60, 1), "summary": s, "note": args.note,
+           "machine": report["machine"].get("cpu", "") if isinstance(report.get("machine"), dict) else "",
+           "cumulative": training.get("cumulative") or report.get("training", {}).get("cumulative")}
+    (folder / "row.json").write_text(json.dumps(row, indent=1))
+    if not TABLE.exists():
+        TABLE.write_text(HEADER)
+    end = str(s["stability_frames"])
+    cells = [args.name + (f" ({args.note})" if args.note else ""), f"`{Path(args.init).name}`",
+             " ".join(f"`{x}`" for x in args.set) or "–", fmt(args.cpu_minutes, 0), str(row["steps"]), fmt(row["wall_minutes"], 0),
+             fmt(s["psnr_tf"]), fmt(s["psnr_ar"].get("16")), fmt(s["psnr_ar"].get("64")), fmt(s["loop_self_psnr"]),
+             fmt(s["action_agreement"], 3), fmt(s["branch_spread"], 2), fmt(s["sharpness_ratio_explore_end"]),
+             fmt(s["flicker_ratio_explore_end"]), fmt(s["plausibility_gap_explore"].get(end)),
+             fmt(s["foreground_share_ratio_explore"].get(end)), row["machine"][:24]]
+    with open(TABLE, "a") as fh:
+        fh.write("| " + " | ".join(cells) + " |\n")
+    print(f"row appended to {TABLE} ({time.time() - started:.0f} s); outputs in {folder}")
+
+
+if __name__ == "__main__":
+    main()
