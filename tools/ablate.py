@@ -32,7 +32,7 @@ starts from the same world (`init`), trains on the same data with the same seed 
 subset of `skyloop bench consistency`: 8 held-out seeds on ONNX Runtime with the world's own sampler; TF = teacher-forced
 PSNR, AR@N = autoregressive PSNR at step N, loop = return vs own departure at L = 32, agree = action agreement,
 spread = branch spread world/real, sharp and motion = sharpness ratio and flicker world/real at the end of the
-2,000-frame exploration run, plaus gap = plausibility ceiling minus world at frame 2,000 of that run (dB, lower is
+2,000-frame exploration run, plaus gap = plausibility ceiling minus world at frame 2,000 of that run (the larger of the whole-frame and 8x8-patch gaps; dB, lower is
 better), fg = foreground share world/real there.
 
 | recipe | init | settings | CPU-min | steps | wall min | TF | AR@16 | AR@64 | loop | agree | spread | sharp | motion | plaus gap | fg | machine |
