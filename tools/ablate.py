@@ -103,8 +103,10 @@ def main() -> None:
              fmt(s["action_agreement"], 3), fmt(s["branch_spread"], 2), fmt(s["sharpness_ratio_explore_end"]),
              fmt(s["flicker_ratio_explore_end"]), fmt(s["plausibility_gap_explore"].get(end)),
              fmt(s["foreground_share_ratio_explore"].get(end)), row["machine"][:24]]
-    with open(TABLE, "a") as fh:
-        fh.write("| " + " | ".join(cells) + " |\n")
+    lines = TABLE.read_text().splitlines(keepends=True)
+    last = max(i for i, ln in enumerate(lines) if ln.startswith("|"))  # rows go under the table, above any notes
+    lines.insert(last + 1, "| " + " | ".join(cells) + " |\n")
+    TABLE.write_text("".join(lines))
     print(f"row appended to {TABLE} ({time.time() - started:.0f} s); outputs in {folder}")
 
 
