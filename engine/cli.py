@@ -369,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context-noise", type=float, help="noise level of generated frames in the context (default: the world's)")
     p.add_argument("--headless", action="store_true", help="no window: play --frames ticks and write the clip")
     p.add_argument("--frames", type=int, default=300, help="ticks to play with --headless (default 300)")
-    p.add_argument("--keys", default="random", help="--headless keys: random, or a file (.txt/.csv/.jsonl, one row per tick)")
+    p.add_argument("--keys", default="random", help="--headless keys: random (sticky random keys), tour (walks the level like a "
+                   "person: corridors, junctions, looking around, coming back), or a file (.txt/.csv/.jsonl, one row per tick)")
     p.add_argument("--record", action="store_true", help="start recording at once (R toggles it in the window)")
     p.add_argument("--out", default="recordings", help="folder for clips, logs and screenshots (default recordings)")
     p.add_argument("--scale", type=int, default=0, help="also write an upscaled MP4 copy, e.g. --scale 8")
