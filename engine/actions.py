@@ -147,9 +147,9 @@ class StickyRandom:
 
     @classmethod
     def for_keyset(cls, keyset: KeySet, rng: np.random.Generator, hold: float = 6.0) -> "StickyRandom":
-        """Nothing, each key alone, and each pair of keys."""
+        """Nothing, each key alone, and each pair of keys that are not opposites (no turn_left + turn_right)."""
         names = keyset.names
-        combos = [()] + [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+        combos = [()] + [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if keyset.opposite(a) != b]
         return cls(keyset, combos, rng, hold)
 
     def act(self, scene=None) -> np.ndarray:

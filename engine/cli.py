@@ -107,6 +107,8 @@ def cmd_train(args) -> int:
 
 # ---- play / replay -------------------------------------------------------------
 DEFAULT_WORLD = Path(__file__).resolve().parent.parent / "worlds" / "maze.safetensors"
+BACKEND_CHOICES = ["auto", "torch", "compile", "onnx"]  # engine.world.default_backend resolves "auto"
+BACKEND_HELP = "how to run the world: auto (default: onnx when onnxruntime is installed, else torch), torch, compile or onnx"
 
 
 def _sampler_overrides(args) -> dict | None:
@@ -175,7 +177,9 @@ def cmd_play(args) -> int:
     window = PlayWindow(session, Bindings.for_keyset(source.keyset), screenshot_dir=args.out,
                         title=f"Skyloop - {source.name}")
     result = window.run(record=args.record, max_seconds=args.seconds)
-    print(f"played {result['ticks']} ticks: model {result['model_fps']:.1f} FPS, display {result['display_fps']:.0f} FPS")
+    info = source.describe()
+    print(f"played {result['ticks']} ticks on {info.get('backend')} ({info.get('device')}): "
+          f"model {result['model_fps']:.1f} FPS, display {result['display_fps']:.0f} FPS")
     return 0
 
 
@@ -355,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("world", nargs="?", help=f"world file (default {DEFAULT_WORLD.relative_to(DEFAULT_WORLD.parent.parent)})")
     p.add_argument("--scene", help="play a ground-truth scene through the same loop (no world needed)")
     p.add_argument("--from", dest="from_", metavar="IMAGE|CLIP", help="start from a picture or continue a clip (mp4, npy, npz)")
-    p.add_argument("--backend", default="torch", choices=["torch", "compile", "onnx"], help="how to run the world (default torch)")
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help=BACKEND_HELP)
     p.add_argument("--device", help="cpu or cuda (default: cpu for torch, CUDA when usable for onnx)")
     p.add_argument("--threads", type=int, help="CPU threads for the model")
     p.add_argument("--tick", type=float, help="model ticks per second (default: the world's, 15)")
@@ -365,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context-noise", type=float, help="noise level of generated frames in the context (default: the world's)")
     p.add_argument("--headless", action="store_true", help="no window: play --frames ticks and write the clip")
     p.add_argument("--frames", type=int, default=300, help="ticks to play with --headless (default 300)")
-    p.add_argument("--keys", default="random", help="--headless keys: random, or a file (.txt/.csv/.jsonl, one row per tick)")
+    p.add_argument("--keys", default="random", help="--headless keys: random (sticky random keys), tour (walks the level like a "
+                   "person: corridors, junctions, looking around, coming back), or a file (.txt/.csv/.jsonl, one row per tick)")
     p.add_argument("--record", action="store_true", help="start recording at once (R toggles it in the window)")
     p.add_argument("--out", default="recordings", help="folder for clips, logs and screenshots (default recordings)")
     p.add_argument("--scale", type=int, default=0, help="also write an upscaled MP4 copy, e.g. --scale 8")
@@ -403,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
     q = bsub.add_parser("speed", help="per-frame latency and FPS of a world (whole step: sampler + decode)")
     q.add_argument("world", help="world file (.safetensors) or ONNX export folder")
-    q.add_argument("--backend", default="torch,onnx", help="comma-separated: torch, compile, onnx (default torch,onnx)")
+    q.add_argument("--backend", default="torch,onnx", help="comma-separated: auto, torch, compile, onnx (default torch,onnx)")
     q.add_argument("--frames", type=int, default=200, help="timed frames per run (default 200)")
     q.add_argument("--warmup", type=int, default=20, help="warm-up frames (default 20)")
     q.add_argument("--repeats", type=int, default=3, help="timed runs; figures are medians over them (default 3)")
@@ -437,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--parts", help="comma-separated subset of tf,ar,loop,action,stability (default all)")
     q.add_argument("--quick", action="store_true", help="small settings that finish in under a minute on a CPU (for CI)")
     q.add_argument("--speed", action="store_true", help="also run bench speed and put it in the same report")
-    q.add_argument("--backend", default="torch", choices=["torch", "compile", "onnx"], help="how to run the world (default torch)")
+    q.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help=BACKEND_HELP)
     q.add_argument("--device", help="cpu or cuda")
     q.add_argument("--threads", type=int, help="CPU threads for the model")
     q.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")

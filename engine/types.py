@@ -15,6 +15,10 @@ class SkyloopError(Exception):
     """An error whose message is meant for the user: the CLI prints it without a traceback."""
 
 
+# Words whose swap names the opposite key: turn_left <-> turn_right, forward <-> back, up <-> down.
+_OPPOSITE_WORDS = {"left": "right", "right": "left", "up": "down", "down": "up", "forward": "back", "back": "forward"}
+
+
 @dataclass(frozen=True)
 class KeySet:
     """The keys a world understands, in vector order, with their default bindings."""
@@ -53,6 +57,23 @@ class KeySet:
 
     def held_names(self, vector: np.ndarray) -> list[str]:
         return [n for n, v in zip(self.names, vector) if v]
+
+    def opposite(self, name: str) -> str | None:
+        """The key that undoes this one's direction (turn_left <-> turn_right, forward <-> back, up <-> down,
+        left <-> right, strafe_left <-> strafe_right, ...), found by swapping those words; None if none."""
+        parts = [_OPPOSITE_WORDS.get(p, p) for p in name.split("_")]
+        other = "_".join(parts)
+        return other if other != name and other in self.names else None
+
+    def without_opposites(self, held: Iterable[str] | np.ndarray) -> list[str]:
+        """Held key names with every opposite pair dropped (both keys: they cancel in the scenes anyway).
+
+        No player holds turn_left and turn_right together; generated key streams (random, tour) pass
+        through here so that neither the clip nor the model's conditioning ever shows it.
+        """
+        names = self.held_names(self.vector(held)) if isinstance(held, np.ndarray) else list(held)
+        held_set = set(names)
+        return [n for n in names if self.opposite(n) not in held_set]
 
     def to_json(self) -> dict:
         return {"names": list(self.names), "bindings": {k: list(v) for k, v in self.bindings.items()}}

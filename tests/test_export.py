@@ -26,7 +26,7 @@ def test_export_writes_every_file_with_hashes(tiny_export):
 def test_onnx_world_matches_torch_frame_for_frame(tiny_world, tiny_export):
     """fp32 parity over 40 autoregressive frames: max difference <= 1e-3 on a 0-1 pixel scale."""
     keys = np.random.default_rng(0).integers(0, 2, (FRAMES, 4)).astype(np.uint8)
-    torch_frames = rollout_unit(World.load(tiny_world), keys)
+    torch_frames = rollout_unit(World.load(tiny_world, backend="torch"), keys)
     onnx_frames = rollout_unit(World.load(tiny_export, backend="onnx"), keys)
     diff = np.abs(torch_frames - onnx_frames).max()
     assert diff <= 1e-3, f"max abs difference {diff:.2e}"
@@ -64,7 +64,7 @@ def test_fp16_export_is_close(tiny_world, tmp_path):
 
     half = export_world(tiny_world, tmp_path / "half", fp16=True)
     keys = np.random.default_rng(2).integers(0, 2, (16, 4)).astype(np.uint8)
-    a = rollout_unit(World.load(tiny_world), keys)
+    a = rollout_unit(World.load(tiny_world, backend="torch"), keys)
     b = rollout_unit(World.load(half, backend="onnx"), keys)
     mse = float(((a - b) ** 2).mean())
     psnr = -10 * np.log10(max(mse, 1e-12))

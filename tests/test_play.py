@@ -26,6 +26,7 @@ def test_headless_play_writes_a_clip_and_a_log_that_replays_bit_identically(tiny
     proc = cli("play", tiny_world, "--headless", "--frames", "30", "--out", out, "--seed", "4", "--gif", "--scale", "4", check=True)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["frames"] == 30 and summary["model_fps"] > 0
+    assert summary["backend"] == "onnx" and "CPUExecutionProvider" in summary["providers"], "ONNX Runtime is the default"
     clip, log = files_in(out, ".mp4")[0], files_in(out, ".jsonl")[0]
     assert len(read_video(clip)) == 31  # the starting frame and 30 ticks
     assert files_in(out, ".gif") and any(p.name.endswith("_x4.mp4") for p in files_in(out, ".mp4"))
@@ -47,10 +48,31 @@ def test_replay_on_onnx_and_a_keys_file(tiny_world, tmp_path, cli):
     assert "13/13 identical" in proc.stdout
 
 
+def test_play_with_no_flags_runs_the_default_world_on_onnx_runtime(tmp_path, cli):
+    """`skyloop play --headless` alone: the shipped maze, on ONNX Runtime, and it says so."""
+    proc = cli("play", "--headless", "--frames", "3", "--out", tmp_path / "rec", check=True)
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["backend"] == "onnx" and summary["providers"][-1] == "CPUExecutionProvider"
+    assert "headless on onnx (" in proc.stdout
+    header, _ = read_action_log(files_in(tmp_path / "rec", ".jsonl")[0])
+    assert header["backend"] == "onnx" and header["world"].endswith("maze.safetensors")
+
+
+def test_play_falls_back_to_torch_where_onnxruntime_does_not_import(tiny_world, tmp_path, cli):
+    blocker = tmp_path / "blocker" / "onnxruntime"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('onnxruntime blocked by the test')\n")
+    path = os.pathsep.join([str(blocker.parent), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    proc = cli("play", tiny_world, "--headless", "--frames", "3", "--out", tmp_path / "rec", env={"PYTHONPATH": path}, check=True)
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["backend"] == "torch" and "headless on torch (" in proc.stdout
+
+
 def test_replay_detects_a_changed_log(tiny_world, tmp_path, cli):
     out = tmp_path / "rec"
-    cli("play", tiny_world, "--headless", "--frames", "8", "--out", out, check=True)
+    cli("play", tiny_world, "--headless", "--frames", "8", "--backend", "torch", "--out", out, check=True)
     log = files_in(out, ".jsonl")[0]
+    assert read_action_log(log)[0]["backend"] == "torch"  # replay keeps the log's backend
     lines = log.read_text().splitlines()
     tick = json.loads(lines[5])
     tick["keys"] = ["down"] if tick["keys"] != ["down"] else ["up"]
@@ -198,7 +220,7 @@ def test_window_loop_draws_the_world_takes_keys_records_and_quits(tiny_world, tm
     from engine.input.bindings import Bindings
     from engine.play.window import PlayWindow
 
-    source = WorldSource(World.load(tiny_world))
+    source = WorldSource(World.load(tiny_world, backend="torch"))
     session = PlaySession(source, seed=1, record_dir=tmp_path)
     window = PlayWindow(session, Bindings.for_keyset(source.keyset), screenshot_dir=tmp_path)
     seen = {"frames": 0, "ticks_at_up": None}

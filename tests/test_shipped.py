@@ -41,7 +41,7 @@ def test_shipped_world_metadata(name):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_world_predicts_its_scene(name):
     """Real context from an unseen seed, then the world and the scene step with the same keys."""
-    world = World.load(WORLDS / f"{name}.safetensors")
+    world = World.load(WORLDS / f"{name}.safetensors", backend="torch")
     scene = make_scene(name)
     seed = eval_seeds(world.spec, 1)[0]
     keys = np.zeros((14, len(scene.keyset)), np.uint8)

@@ -30,7 +30,7 @@ def test_save_load_round_trip_gives_the_same_frames(tiny_world, tmp_path):
     bundle = load_bundle(tiny_world)
     copy = tmp_path / "copy.safetensors"
     save_bundle(copy, bundle.spec, bundle.tokenizer, bundle.dynamics, extra={"start_frames": __import__("torch").from_numpy(bundle.start_frames)})
-    a, b = World.load(tiny_world), World.load(copy)
+    a, b = World.load(tiny_world, backend="torch"), World.load(copy, backend="torch")
     keys = np.random.default_rng(0).integers(0, 2, (12, 4)).astype(np.uint8)
     fa = [a.reset(None, seed=2)] + [a.step(k) for k in keys]
     fb = [b.reset(None, seed=2)] + [b.step(k) for k in keys]
@@ -38,7 +38,7 @@ def test_save_load_round_trip_gives_the_same_frames(tiny_world, tmp_path):
 
 
 def test_same_context_keys_and_seed_give_the_same_frames(tiny_world):
-    world = World.load(tiny_world)
+    world = World.load(tiny_world, backend="torch")
     keys = np.random.default_rng(1).integers(0, 2, (10, 4)).astype(np.uint8)
     runs = []
     for seed in (5, 5, 6):
@@ -48,7 +48,7 @@ def test_same_context_keys_and_seed_give_the_same_frames(tiny_world):
 
 
 def test_context_from_an_image_and_from_a_clip(tiny_world):
-    world = World.load(tiny_world)
+    world = World.load(tiny_world, backend="torch")
     big = np.random.default_rng(0).integers(0, 255, (100, 140, 3), dtype=np.uint8)
     first = world.reset(big)
     assert first.shape == (32, 32, 3) and any("resized" in n for n in world.notices)
@@ -58,7 +58,7 @@ def test_context_from_an_image_and_from_a_clip(tiny_world):
 
 
 def test_batch_of_worlds_matches_single_worlds(tiny_world):
-    world = World.load(tiny_world)
+    world = World.load(tiny_world, backend="torch")
     keys = np.random.default_rng(2).integers(0, 2, (6, 4)).astype(np.uint8)
     world.reset([None, None], seed=3)
     batched = np.stack([world.step(np.stack([k, k])) for k in keys])  # [T, B, H, W, 3]
@@ -167,12 +167,50 @@ def test_a_world_saved_by_an_earlier_version_still_loads_and_plays_the_same():
     here = Path(__file__).parent / "data"
     spec = read_spec(here / "world_v1.safetensors")
     assert spec.scene == "overworld" and spec.keyset.names == ("up", "down", "left", "right")
-    world = World.load(here / "world_v1.safetensors")
+    world = World.load(here / "world_v1.safetensors", backend="torch")  # the fixture is a torch rollout
     keys = [["up"], ["up", "left"], [], ["right"], ["down"], ["down", "right"], ["left"], []]
     frames = np.stack([world.reset(None, seed=5)] + [world.step(k) for k in keys])
     expected = np.load(here / "world_v1_rollout.npy")
     diff = np.abs(frames.astype(int) - expected.astype(int))
     assert diff.max() <= 3 and diff.mean() < 0.5, "same frames, up to float differences between CPUs"
+
+
+def test_the_default_backend_is_onnx_runtime_where_it_imports(tiny_world):
+    from engine import WorldEnv
+    from engine.world.default_backend import default_backend, resolve_backend
+
+    assert default_backend() == "onnx" and resolve_backend(None) == resolve_backend("auto") == "onnx"
+    assert resolve_backend("torch") == "torch"
+    assert World.load(tiny_world).describe()["backend"] == "onnx"
+    assert WorldEnv(tiny_world).world.describe()["backend"] == "onnx"
+
+
+def test_the_default_backend_is_torch_where_onnxruntime_does_not_import(tiny_world, monkeypatch):
+    import sys
+
+    from engine import WorldEnv
+    from engine.world.default_backend import default_backend
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
+    assert default_backend() == "torch" and default_backend("cuda") == "torch"
+    assert World.load(tiny_world).describe()["backend"] == "torch"
+    assert WorldEnv(tiny_world).world.describe()["backend"] == "torch"
+
+
+def test_cuda_asked_of_a_cpu_only_onnxruntime_runs_torch(monkeypatch):
+    import onnxruntime
+
+    from engine.world.default_backend import default_backend
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert default_backend("cuda") == "torch" and default_backend("cpu") == default_backend() == "onnx"
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert default_backend("cuda:0") == "onnx"
+
+
+def test_an_unknown_backend_is_named(tiny_world):
+    with pytest.raises(SkyloopError, match="unknown backend 'tensorrt'; use auto, torch, compile, onnx"):
+        World.load(tiny_world, backend="tensorrt")
 
 
 def test_compiled_world_matches_eager(tiny_world):

@@ -404,16 +404,18 @@ def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progr
 
 # ---- running it ---------------------------------------------------------------------
 def bench_consistency(world_path, scene: str | None = None, cfg: ConsistencyConfig = ConsistencyConfig(), out="runs/bench-consistency",
-                      backend: str = "torch", device: str | None = None, threads: int | None = None, sampler: dict | None = None,
+                      backend: str = "auto", device: str | None = None, threads: int | None = None, sampler: dict | None = None,
                       speed: bool = False, parts: tuple[str, ...] = ("tf", "ar", "loop", "action", "stability")) -> dict:
     import functools
 
     from tqdm import tqdm
 
     from engine.bench.plots import ar_curves_plot, loop_plot, stability_plot, strip_image
+    from engine.world.default_backend import resolve_backend
     from engine.world.session import World
     from scenes import SCENES, make_scene
 
+    backend = resolve_backend(backend, device)  # named once: the speed part below runs the same backend
     world = World.load(world_path, backend=backend, device=device, threads=threads, sampler=sampler)
     spec = world.spec
     scene = scene or spec.scene

@@ -42,10 +42,11 @@ def time_world(world, frames: int, warmup: int, repeats: int, seed: int = 0) -> 
 def bench_speed(world_path: str | Path, backends: list[str], frames: int = 200, warmup: int = 20, repeats: int = 3,
                 threads: int | None = None, device: str | None = None, batch: int = 1, out: str | Path = "runs/bench-speed",
                 sampler: dict | None = None) -> dict:
+    from engine.world.default_backend import resolve_backend
     from engine.world.session import World
 
     results = {}
-    for backend in backends:
+    for backend in [resolve_backend(b, device) for b in backends]:  # "auto" times the default backend
         world = World.load(world_path, backend=backend, device=device, threads=threads, sampler=sampler)
         if batch > 1:
             world.reset([None] * batch)  # a batch of worlds; reset() inside time_world keeps the batch size

@@ -12,14 +12,42 @@ import numpy as np
 
 from engine.actions import StickyRandom, read_key_script
 from engine.play.session import PlaySession
+from engine.types import SkyloopError
+
+
+KEY_SOURCES = ("random", "tour")  # --keys names that are not files
+
+
+def _tour_scene(session: PlaySession):
+    """The ground-truth scene whose state the tour reads: the one played, or the one running beside a world."""
+    for source in (session.source, session.companion):
+        scene = getattr(source, "scene", None)
+        if scene is not None and scene.keyset.names == session.source.keyset.names:
+            return scene
+    return None
 
 
 def key_source(session: PlaySession, keys: str | None, seed: int):
-    """A function tick -> key names: sticky random keys, or a script read from a file (repeated if short)."""
+    """A function tick -> key names: sticky random keys, the tour (scenes/tour.py), or a script read from a
+    file (repeated if short). Generated keys never hold a key with its opposite; a script plays as written."""
     keyset = session.source.keyset
+    rng = np.random.default_rng(seed)
     if keys in (None, "random"):
-        policy = StickyRandom.for_keyset(keyset, np.random.default_rng(seed))
-        return lambda t: keyset.held_names(policy.act())
+        policy = StickyRandom.for_keyset(keyset, rng)
+        return lambda t: keyset.without_opposites(keyset.held_names(policy.act()))
+    if keys == "tour":
+        from scenes.tour import blind_tour, make_tour
+
+        scene = _tour_scene(session)
+        if scene is None:
+            print("note: no ground-truth scene runs beside this world (started from a file, or its scene is not here); "
+                  "the tour holds sticky keys instead of walking the level")
+            blind = blind_tour(keyset, rng)
+            return lambda t: blind.act()
+        tour = make_tour(scene, rng)  # reads the scene each tick: the session steps it with these keys
+        return lambda t: keyset.without_opposites(tour.act(scene))
+    if not Path(keys).exists():
+        raise SkyloopError(f"--keys {keys!r}: not one of {', '.join(KEY_SOURCES)}, and no such key file (.txt, .csv or .jsonl)")
     script = read_key_script(keys, keyset)
     return lambda t: script[(t - 1) % len(script)]
 

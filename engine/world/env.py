@@ -14,8 +14,9 @@ import numpy as np
 
 class WorldEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+    # backend: "auto" (onnx when onnxruntime is installed, else torch), "torch", "compile" or "onnx", as World.load
 
-    def __init__(self, world="worlds/maze.safetensors", backend: str = "torch", context=None, max_steps: int = 1000,
+    def __init__(self, world="worlds/maze.safetensors", backend: str = "auto", context=None, max_steps: int = 1000,
                  reward_fn: Callable[[np.ndarray, np.ndarray], float] | None = None, render_mode: str | None = "rgb_array",
                  device: str | None = None, threads: int | None = None):
         from engine.world.session import World

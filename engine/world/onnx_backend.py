@@ -88,7 +88,10 @@ class OnnxBackend:
         try:
             meta = check_export(folder)
         except SkyloopError:
-            export_world(path, folder)
+            try:
+                export_world(path, folder)
+            except OSError:  # another process finished the same export first (the rename onto it failed)
+                pass
             meta = check_export(folder)
         return cls(folder, meta, device, threads)
 

@@ -1,4 +1,4 @@
-"""A running world: `World.load(path)`, `reset(context)`, `step(keys) -> frame`.
+"""A running world: `World.load(path)` (ONNX Runtime when installed, else torch), `reset(context)`, `step(keys) -> frame`.
 
 The session converts pixels at its two ends (encode the context, decode each
 new frame); in between, the rollout works on latent tokens only. The KV cache
@@ -41,10 +41,14 @@ class World:
 
     # ---- loading -------------------------------------------------------------
     @classmethod
-    def load(cls, path, backend: str = "torch", device: str | None = None, sampler: SamplerConfig | dict | None = None,
+    def load(cls, path, backend: str = "auto", device: str | None = None, sampler: SamplerConfig | dict | None = None,
              threads: int | None = None) -> "World":
-        """backend: "torch" (eager), "compile" (torch.compile of the step) or "onnx" (an export folder or a bundle)."""
+        """backend: "auto" (the default: onnx when onnxruntime is installed, else torch; see default_backend),
+        "torch" (eager), "compile" (torch.compile of the step) or "onnx" (an export folder or a bundle)."""
+        from engine.world.default_backend import resolve_backend
+
         path = Path(path)
+        backend = resolve_backend(backend, device)
         if backend in ("torch", "compile"):
             from engine.world.bundle import load_bundle
             from engine.world.torch_backend import TorchBackend
@@ -63,8 +67,8 @@ class World:
 
             be = OnnxBackend.open(path, device=device, threads=threads)
             spec, start, sha = be.spec, be.start_frames, be.world_sha256
-        else:
-            raise SkyloopError(f"unknown backend {backend!r}; use torch, compile or onnx")
+        else:  # resolve_backend has already refused anything else
+            raise SkyloopError(f"unknown backend {backend!r}; use auto, torch, compile or onnx")
         if isinstance(sampler, dict):  # overrides of the bundle's sampler settings
             sampler = replace(spec.sampler, **sampler)
         return cls(spec, be, start, path, sha, sampler)

@@ -25,7 +25,7 @@ def main():
                        seed=1, progress=False)
         train_world(data.root, "tiny", HERE / "world_v1.safetensors", steps=60, tokenizer_steps=60, run_dir=Path(tmp) / "run",
                     threads=1, progress=False, overrides={"eval_every": 60, "checkpoint_every": 1000}, command="tests/data/make_compat_fixture.py")
-    world = World.load(HERE / "world_v1.safetensors")
+    world = World.load(HERE / "world_v1.safetensors", backend="torch")
     frames = [world.reset(None, seed=5)] + [world.step(k) for k in KEYS]
     np.save(HERE / "world_v1_rollout.npy", np.stack(frames))
     print("wrote", HERE / "world_v1.safetensors", HERE / "world_v1_rollout.npy")
