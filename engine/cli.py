@@ -11,15 +11,53 @@ from engine.types import SkyloopError, parse_size
 
 
 # ---- scenes & data -----------------------------------------------------------
+def parse_env_kwargs(items: list[str] | None) -> dict:
+    """`--gym-kwargs key=value ...` as a dict: ints, floats, true/false, none/null, JSON lists; anything else a string."""
+    out = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise SkyloopError(f"--gym-kwargs takes key=value pairs, e.g. frameskip=4 continuous=false; got {item!r}")
+        lowered = text.strip().lower()
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        elif lowered in ("none", "null"):
+            value = None
+        else:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = text
+        out[key.strip()] = value
+    return out
+
+
+def _gym_options(args) -> dict:
+    """make_scene options from --gym-module and --gym-kwargs."""
+    options = {}
+    if getattr(args, "gym_module", None):
+        options["module"] = args.gym_module
+    kwargs = parse_env_kwargs(getattr(args, "gym_kwargs", None))
+    if kwargs:
+        options["env_kwargs"] = kwargs
+    return options
+
+
 def _scene_factory(args):
-    """A picklable zero-argument scene maker from --scene/--gym/--size/--level."""
+    """A picklable zero-argument scene maker from --scene/--gym/--size/--level (and --gym-module/--gym-kwargs)."""
     import functools
 
     from scenes import make_scene
 
     size = parse_size(args.size)
-    if getattr(args, "gym", None):
-        return functools.partial(make_scene, f"gym:{args.gym}", size=size)
+    gym_id = getattr(args, "gym", None) or (args.scene[4:] if args.scene and args.scene.startswith("gym:") else None)
+    if gym_id:
+        probe = make_scene(f"gym:{gym_id}", size=size, **_gym_options(args))  # fail now, naming the fix; finds the package
+        options = probe.options()  # the resolved id and module: worker processes need not search again
+        probe.close()
+        return functools.partial(make_scene, probe.name, size=size, **options)
+    if getattr(args, "gym_module", None) or getattr(args, "gym_kwargs", None):
+        raise SkyloopError("--gym-module and --gym-kwargs go with --gym ENV_ID (or --scene gym:ENV_ID)")
     options = {}
     if getattr(args, "level", None) is not None:
         if args.scene == "bounce":
@@ -76,7 +114,9 @@ def cmd_scenes(args) -> int:
         keyset = scene_class(name).keyset
         keys = ", ".join(f"{k} [{'/'.join(keyset.bindings.get(k, ()))}]" for k in keyset.names)
         print(f"{name:10s} {about}\n{'':10s} keys: {keys}")
-    print("gym:ENV_ID  any Gymnasium env with render_mode='rgb_array' and a Discrete action space")
+    print("gym:ENV_ID  any Gymnasium env with render_mode='rgb_array' and a Discrete action space\n"
+          f"{'':10s} its package is imported by itself for well-known ids (ALE/..., MiniGrid-..., ...); "
+          "else --gym-module PKG or gym:PKG:ENV_ID; env options with --gym-kwargs key=value ...")
     return 0
 
 
@@ -135,7 +175,8 @@ def _play_source(args):
         from scenes import make_scene
 
         size = parse_size(args.size) if args.size else (64, 64)
-        return SceneSource(make_scene(args.scene, size=size))
+        options = _gym_options(args) if args.scene.startswith("gym:") else {}
+        return SceneSource(make_scene(args.scene, size=size, **options))
     path = Path(args.world) if args.world else DEFAULT_WORLD
     if not path.exists():
         if args.world:
@@ -298,14 +339,27 @@ def cmd_bench_consistency(args) -> int:
 
 
 # ---- parser ------------------------------------------------------------------
+def _gym_parent() -> argparse.ArgumentParser:
+    """--gym-module and --gym-kwargs, shared by the commands that make a Gymnasium game."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--gym-module", metavar="PKG", help="module to import so that it registers the Gymnasium env "
+                        "(needed only for packages Skyloop does not find by itself; same as --gym PKG:ENV_ID)")
+    parent.add_argument("--gym-kwargs", nargs="+", metavar="KEY=VALUE", help="keyword arguments for the env, e.g. frameskip=4 "
+                        "repeat_action_probability=0 continuous=false (ints, floats, true/false, none, else strings); "
+                        "stored with the data and used wherever the game is made again")
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skyloop", description="Skyloop: a neural game engine.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    gym_parent = _gym_parent()
 
-    p = sub.add_parser("collect", help="record episodes from a scene or a Gymnasium game")
+    p = sub.add_parser("collect", help="record episodes from a scene or a Gymnasium game", parents=[gym_parent])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--scene", help="built-in scene: maze, overworld, bounce")
-    src.add_argument("--gym", metavar="ENV_ID", help="a Gymnasium env id with a Discrete action space, e.g. CartPole-v1")
+    src.add_argument("--gym", metavar="ENV_ID", help="a Gymnasium env id with a Discrete action space, e.g. CartPole-v1 or "
+                     "ALE/Breakout-v5 (with ale-py installed); PKG:ENV_ID imports PKG first")
     p.add_argument("--episodes", type=int, default=16, help="number of episodes (default 16)")
     p.add_argument("--steps", type=int, default=500, help="ticks per episode (default 500)")
     p.add_argument("--out", required=True, help="dataset folder to write (resumable: run again to finish)")
@@ -355,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to the run folder)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("play", help="play a world in a window (or --headless: roll out a clip)")
+    p = sub.add_parser("play", help="play a world in a window (or --headless: roll out a clip)", parents=[gym_parent])
     p.add_argument("world", nargs="?", help=f"world file (default {DEFAULT_WORLD.relative_to(DEFAULT_WORLD.parent.parent)})")
     p.add_argument("--scene", help="play a ground-truth scene through the same loop (no world needed)")
     p.add_argument("--from", dest="from_", metavar="IMAGE|CLIP", help="start from a picture or continue a clip (mp4, npy, npz)")

@@ -1,7 +1,8 @@
 """Deterministic ground-truth worlds, and any Gymnasium game as one.
 
 `make_scene("maze", size=(64, 64))`; `make_scene("gym:CartPole-v1")` wraps a
-Gymnasium env. Unknown names get an error that lists what exists.
+Gymnasium env (`module=` names the package that registers it, `env_kwargs=`
+go to `gymnasium.make`). Unknown names get an error that lists what exists.
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def make_scene(name: str, size=(64, 64), **options):
         from scenes.gym_adapter import GymScene
 
         env_id = options.pop("env_id", None) or name[4:]
-        return GymScene.make(env_id, size=size, **options)
+        module = options.pop("module", None)
+        env_kwargs = {**options.pop("env_kwargs", {}), **options}  # loose options are env keyword arguments too
+        return GymScene.make(env_id, size=size, module=module, env_kwargs=env_kwargs)
     return scene_class(name)(size=size, **options)
 
 

@@ -7,7 +7,14 @@ When several keys are held, the first in key order wins: a discrete game takes
 one action per tick. Frames are area-resized to the scene's size.
 
 When the game ends (terminated or truncated), `done` turns true and the next
-`step` raises; the collector ends the episode there.
+`step` raises; the collector ends the episode there, and `Restarting`
+(scenes/restarting.py) starts a new game for play and long benchmark runs.
+
+`GymScene.make` finds and imports the package that registers the id
+(scenes/gym_registry.py) and passes keyword arguments to `gymnasium.make`;
+`options()` records the id, that module and those arguments, so every place
+that makes the scene again (a world's benchmark, side-by-side play) gets the
+same game.
 """
 from __future__ import annotations
 
@@ -41,7 +48,9 @@ class GymScene:
 
         self.env_id = env_id or getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
         if not isinstance(env.action_space, gym.spaces.Discrete):
-            raise SkyloopError(f"{self.env_id}: only Discrete action spaces can be played with keys, this env has {env.action_space}")
+            raise SkyloopError(f"{self.env_id}: only Discrete action spaces can be played with keys, this env has {env.action_space}. "
+                               "Many games have an option that makes it Discrete: pass it with --gym-kwargs "
+                               "(e.g. continuous=False for CarRacing or LunarLander)")
         if getattr(env, "render_mode", None) != "rgb_array":
             raise SkyloopError(f"{self.env_id}: the env must be made with render_mode='rgb_array' (it has {env.render_mode!r})")
         self.env = env
@@ -53,20 +62,37 @@ class GymScene:
         self.done = False
         self.tick = 0
         self._last_obs = None
+        self.module: str | None = None  # the module imported to register env_id, if any
+        self.env_kwargs: dict = {}  # keyword arguments given to gymnasium.make
 
     @classmethod
-    def make(cls, env_id: str, size=(64, 64), **kwargs) -> "GymScene":
+    def make(cls, env_id: str, size=(64, 64), module: str | None = None, env_kwargs: dict | None = None) -> "GymScene":
         import gymnasium as gym
 
+        from scenes.gym_registry import ensure_registered, not_found_message
+
+        env_id, module = ensure_registered(env_id, module)
+        env_kwargs = dict(env_kwargs or {})
+        if "render_mode" in env_kwargs:
+            raise SkyloopError(f"{env_id}: render_mode is not an option here (a scene always renders rgb_array frames)")
         try:
-            env = gym.make(env_id, render_mode="rgb_array", **kwargs)
+            env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
         except gym.error.Error as exc:
-            known = sorted(k for k in gym.registry.keys())
-            raise SkyloopError(f"unknown Gymnasium env {env_id!r} ({exc}). Registered envs include: {', '.join(known[:40])} ...") from exc
-        return cls(env, size, env_id=env_id)
+            raise SkyloopError(f"{not_found_message(env_id)} ({exc})") from exc
+        except TypeError as exc:  # an option the game does not take
+            raise SkyloopError(f"{env_id} does not take the options {env_kwargs}: {exc}") from exc
+        scene = cls(env, size, env_id=env_id)
+        scene.module, scene.env_kwargs = module, env_kwargs
+        return scene
 
     def options(self) -> dict:
-        return {"env_id": self.env_id}
+        """What `make_scene(self.name, size, **options)` needs to make this very game again."""
+        out: dict = {"env_id": self.env_id}
+        if self.module:
+            out["module"] = self.module
+        if self.env_kwargs:
+            out["env_kwargs"] = dict(self.env_kwargs)
+        return out
 
     def _frame(self) -> np.ndarray:
         frame = self.env.render()

@@ -16,11 +16,18 @@ The world and the real scene start from the same frame and get identical keys:
    of the truth as a ceiling, so every number has a reference.
 
 Evaluation seeds are never seeds the world was trained on.
+
+Games end (Gymnasium games: a point lost, a life gone). A measured rollout whose
+real game ends stops there: its frames after the end are not scored, figures
+at a step average over the rollouts still alive, and the report says how many
+ended and after how many steps. The long stability runs and the real-frame
+bank start a new game instead (scenes/restarting.py).
 """
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,54 +90,84 @@ def eval_seeds(spec, n: int, start: int = 1_000_000) -> list[int]:
 
 
 class Scenes:
-    """A batch of real scenes stepped together."""
+    """A batch of real scenes stepped together. A scene whose game has ended holds its last frame and is no longer `alive`."""
 
     def __init__(self, make, seeds: list[int]):
         self.scenes = [make() for _ in seeds]
         self.seeds = seeds
+        self.alive = np.ones(len(seeds), bool)  # [B] the game is still on: the next step gives a real frame
+        self.game_lengths: list[int | None] = [None] * len(seeds)  # steps each game lasted; None while it is on
+        self.ticks = 0
+        self.last: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
-        return np.stack([s.reset(seed) for s, seed in zip(self.scenes, self.seeds)])
+        self.last = np.stack([s.reset(seed) for s, seed in zip(self.scenes, self.seeds)])
+        self.alive[:] = True
+        self.game_lengths = [None] * len(self.seeds)
+        self.ticks = 0
+        return self.last.copy()
 
     def step(self, keys: np.ndarray) -> np.ndarray:
-        return np.stack([s.step(k) for s, k in zip(self.scenes, keys)])
+        self.ticks += 1
+        for b, (s, k) in enumerate(zip(self.scenes, keys)):
+            if self.alive[b]:
+                self.last[b] = s.step(k)
+                if getattr(s, "done", False):
+                    self.alive[b] = False
+                    self.game_lengths[b] = self.ticks
+        return self.last.copy()
 
     def close(self) -> None:
         for s in self.scenes:
             s.close()
 
 
-def policy_keys(scenes: Scenes, n: int, tag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Drives each scene with its exploration policy for n ticks; returns (keys [n, B, K], real frames [n + 1, B, H, W, 3])."""
+def policy_keys(scenes: Scenes, n: int, tag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drives each scene with its exploration policy for n ticks.
+
+    Returns (keys [n, B, K], real frames [n + 1, B, H, W, 3], real [n + 1, B]): real[t] is False where the game had
+    ended before frame t (that frame repeats the last one and must not be scored).
+    """
     from scenes.explore import make_policy
 
     first = scenes.reset()
     policies = [make_policy(s, np.random.default_rng([seed, tag])) for s, seed in zip(scenes.scenes, scenes.seeds)]
-    keys, frames = [], [first]
+    keys, frames, real = [], [first], [np.ones(len(scenes.seeds), bool)]
     for _ in range(n):
         k = np.stack([s.keyset.vector(p.act(s)) for s, p in zip(scenes.scenes, policies)])
         keys.append(k)
+        real.append(scenes.alive.copy())  # a scene alive before this step gives a real frame
         frames.append(scenes.step(k))
-    return np.stack(keys), np.stack(frames)
+    return np.stack(keys), np.stack(frames), np.stack(real)
+
+
+def _masked(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """values with NaN where keep is False (float)."""
+    return np.where(keep, np.asarray(values, np.float64), np.nan)
 
 
 # ---- the parts -----------------------------------------------------------------------
 def teacher_forced(world, scenes: Scenes, cfg: ConsistencyConfig, bank: FrameBank) -> dict:
-    keys, real = policy_keys(scenes, cfg.tf_frames, tag=1)
+    keys, real, on = policy_keys(scenes, cfg.tf_frames, tag=1)
     world.reset(list(real[0]))
     preds = []
     for t in range(cfg.tf_frames):
         preds.append(world.predict(keys[t]))
-        world.observe(real[t + 1], keys[t])
+        world.observe(real[t + 1], keys[t])  # after a game's end the context holds its last frame: not scored
     preds = np.stack(preds)  # [T, B, ...]
-    truth = real[1:]
-    recon = world.decode(world.encode(truth.reshape(-1, *truth.shape[2:]))).reshape(truth.shape)
+    truth, scored = real[1:], on[1:]  # [T, B, ...], [T, B]
+
+    def mean(values):
+        return _nanmean(_masked(values, scored))
+
+    recon = world.decode(world.encode(truth[scored])).reshape(truth[scored].shape)
     return {
-        "psnr": float(M.psnr(preds, truth).mean()), "ssim": float(M.ssim(preds, truth).mean()),
-        "floor_repeat_last_psnr": float(M.psnr(real[:-1], truth).mean()), "floor_repeat_last_ssim": float(M.ssim(real[:-1], truth).mean()),
-        "ceiling_tokenizer_psnr": float(M.psnr(recon, truth).mean()), "ceiling_tokenizer_ssim": float(M.ssim(recon, truth).mean()),
-        "foreground_psnr": _nanmean(masked_psnr(preds, truth, bank.foreground(truth))),
-        "foreground_floor_repeat_last_psnr": _nanmean(masked_psnr(real[:-1], truth, bank.foreground(truth))),
+        "psnr": mean(M.psnr(preds, truth)), "ssim": mean(M.ssim(preds, truth)),
+        "floor_repeat_last_psnr": mean(M.psnr(real[:-1], truth)), "floor_repeat_last_ssim": mean(M.ssim(real[:-1], truth)),
+        "ceiling_tokenizer_psnr": float(M.psnr(recon, truth[scored]).mean()), "ceiling_tokenizer_ssim": float(M.ssim(recon, truth[scored]).mean()),
+        "foreground_psnr": mean(masked_psnr(preds, truth, bank.foreground(truth))),
+        "foreground_floor_repeat_last_psnr": mean(masked_psnr(real[:-1], truth, bank.foreground(truth))),
+        "frames_scored": int(scored.sum()), "games_ended": sum(n is not None for n in scenes.game_lengths),
     }
 
 
@@ -161,7 +198,7 @@ def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict) -> dict:
 
 
 def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank: FrameBank) -> tuple[dict, dict]:
-    keys, real = policy_keys(scenes, cfg.frames, tag=2)
+    keys, real, on = policy_keys(scenes, cfg.frames, tag=2)
     world.reset(list(real[0]))
     psnr_c, ssim_c, first_c, fg_c = [], [], [], []
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -174,34 +211,49 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
         ssim_c.append(M.ssim(frame, truth))
         first_c.append(M.psnr(real[0], truth))
         fg_c.append(masked_psnr(frame, truth, bank.foreground(truth)))
-        if t + 1 in steps:
-            at_steps[t + 1] = (frame, truth)
-        if t + 1 in cfg.strip_steps or t + 1 == cfg.frames:
-            shown[t + 1] = (truth[0], frame[0])
+        alive = on[t + 1]  # [B] rollouts whose game was still on for this frame
+        if t + 1 in steps and alive.any():
+            at_steps[t + 1] = (frame[alive], truth[alive])
+        if (t + 1 in cfg.strip_steps or t + 1 == cfg.frames) and alive.any():
+            b = int(np.argmax(alive))
+            shown[t + 1] = (truth[b], frame[b])
         progress(1)
-    psnr_c, ssim_c, first_c, fg_c = np.stack(psnr_c), np.stack(ssim_c), np.stack(first_c), np.stack(fg_c)  # [T, B]
+    scored = on[1:]  # [T, B]
+    psnr_c, ssim_c = _masked(np.stack(psnr_c), scored), _masked(np.stack(ssim_c), scored)  # [T, B], NaN after a game's end
+    first_c, fg_c = _masked(np.stack(first_c), scored), _masked(np.stack(fg_c), scored)
     ceiling = bank.nearest(np.concatenate([r for _, r in at_steps.values()]))  # the real frames of every reported step
     plaus = {str(s): plausibility(bank, w, ceiling) for s, (w, _) in at_steps.items()}
-    sample = np.linspace(0, cfg.frames - 1, min(64, cfg.frames)).astype(int)
-    truth_s = real[1:][sample]
-    recon = world.decode(world.encode(truth_s.reshape(-1, *truth_s.shape[2:]))).reshape(truth_s.shape)
-    mean = psnr_c.mean(1)
-    crossings = [M.first_below(psnr_c[:, b], cfg.threshold) for b in range(psnr_c.shape[1])]
-    out = {
-        "steps": steps,
-        "psnr_mean": {str(s): float(mean[s - 1]) for s in steps},
-        "psnr_std": {str(s): float(psnr_c[s - 1].std()) for s in steps},
-        "psnr_min": {str(s): float(psnr_c[s - 1].min()) for s in steps},
-        "ssim_mean": {str(s): float(ssim_c[s - 1].mean()) for s in steps},
-        "ssim_std": {str(s): float(ssim_c[s - 1].std()) for s in steps},
-        "floor_repeat_first_psnr": {str(s): float(first_c[s - 1].mean()) for s in steps},
-        "ceiling_tokenizer_psnr": float(M.psnr(recon, truth_s).mean()),
-        "foreground_psnr_mean": {str(s): _nanmean(fg_c[s - 1]) for s in steps},
-        "plausibility": plaus,
-        "threshold": cfg.threshold,
-        "first_below_threshold_mean_curve": M.first_below(mean, cfg.threshold),
-        "first_below_threshold_per_seed": crossings,
-    }
+    real_frames = real[1:][scored]  # [N, H, W, 3] every scored real frame
+    truth_s = real_frames[np.linspace(0, len(real_frames) - 1, min(64, len(real_frames))).astype(int)]
+    recon = world.decode(world.encode(truth_s)).reshape(truth_s.shape)
+    lengths = list(scenes.game_lengths)
+    with warnings.catch_warnings():  # steps at which every rollout's game has ended are all-NaN: None in the report
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(psnr_c, 1)  # [T] over the rollouts still alive; NaN once none is
+        crossings = [M.first_below(psnr_c[: lengths[b] or cfg.frames, b], cfg.threshold) for b in range(psnr_c.shape[1])]
+
+        def per_step(fn, curve):
+            return {str(s): (None if np.isnan(curve[s - 1]).all() else float(fn(curve[s - 1]))) for s in steps}
+
+        out = {
+            "steps": steps,
+            "psnr_mean": per_step(np.nanmean, psnr_c),
+            "psnr_std": per_step(np.nanstd, psnr_c),
+            "psnr_min": per_step(np.nanmin, psnr_c),
+            "ssim_mean": per_step(np.nanmean, ssim_c),
+            "ssim_std": per_step(np.nanstd, ssim_c),
+            "floor_repeat_first_psnr": per_step(np.nanmean, first_c),
+            "ceiling_tokenizer_psnr": float(M.psnr(recon, truth_s).mean()),
+            "foreground_psnr_mean": {str(s): _nanmean(fg_c[s - 1]) for s in steps},
+            "plausibility": plaus,
+            "threshold": cfg.threshold,
+            "first_below_threshold_mean_curve": M.first_below(mean[~np.isnan(mean)], cfg.threshold),
+            "first_below_threshold_per_seed": crossings,
+            "rollouts": int(scored.shape[1]),
+            "rollouts_alive": {str(s): int(scored[s - 1].sum()) for s in steps},
+            "games_ended": sum(n is not None for n in lengths),
+            "game_lengths": lengths,  # steps each rollout's real game lasted; None: still on after the last step
+        }
     curves = {"psnr": psnr_c, "ssim": ssim_c, "repeat_first": first_c, "shown": shown}
     return out, curves
 
@@ -292,16 +344,17 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
     del rng
 
     def real_run(branch):
-        scenes = [make_scene() for _ in fork_seeds]
-        for s, seed in zip(scenes, fork_seeds):
-            s.reset(seed)
+        """Real frames [T, B, ...] of prefix + branch, and real [T, B]: False where the game had ended before that frame."""
+        scenes = Scenes(make_scene, fork_seeds)
+        scenes.reset()
         for k in prefix:
-            for s, kk in zip(scenes, k):
-                s.step(kk)
-        frames = np.stack([np.stack([s.step(kk) for s, kk in zip(scenes, k)]) for k in branch])
-        for s in scenes:
-            s.close()
-        return frames
+            scenes.step(k)
+        frames, real = [], []
+        for k in branch:
+            real.append(scenes.alive.copy())
+            frames.append(scenes.step(k))
+        scenes.close()
+        return np.stack(frames), np.stack(real)
 
     starts = []
     for seed in fork_seeds:
@@ -317,15 +370,16 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
     world.restore(save)
     wb = np.stack([world.step(k) for k in branch_b])
     progress(2 * cfg.fork_length)
-    ra, rb = real_run(branch_a), real_run(branch_b)
-    real_differs = (np.abs(ra.astype(int) - rb.astype(int)).reshape(*ra.shape[:2], -1).max(-1) > 0)  # [T, B]
+    (ra, on_a), (rb, on_b) = real_run(branch_a), real_run(branch_b)
+    both_on = on_a & on_b  # [T, B] frames where neither real branch's game had ended
+    real_differs = (np.abs(ra.astype(int) - rb.astype(int)).reshape(*ra.shape[:2], -1).max(-1) > 0) & both_on  # [T, B]
     correct_a = M.psnr(wa, ra) > M.psnr(wa, rb)
     correct_b = M.psnr(wb, rb) > M.psnr(wb, ra)
     votes = np.concatenate([correct_a[real_differs], correct_b[real_differs]])
-    d_world = np.abs(wa.astype(float) - wb.astype(float)).mean(axis=(2, 3, 4))
-    d_real = np.abs(ra.astype(float) - rb.astype(float)).mean(axis=(2, 3, 4))
+    d_world = np.abs(wa.astype(float) - wb.astype(float)).mean(axis=(2, 3, 4)) * both_on
+    d_real = np.abs(ra.astype(float) - rb.astype(float)).mean(axis=(2, 3, 4)) * both_on
     out = {
-        "forks": cfg.forks, "branch_length": cfg.fork_length,
+        "forks": cfg.forks, "branch_length": cfg.fork_length, "forks_whose_game_ended": int((~both_on).any(0).sum()),
         "agreement": float(votes.mean()) if len(votes) else None,
         "compared_frames": int(len(votes)),
         "branch_difference_ratio": float(d_world.sum() / max(d_real.sum(), 1e-9)),
@@ -347,12 +401,13 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
 def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progress, bank: FrameBank) -> dict:
     """Long runs: no keys at all, and the exploration policy. Sharpness, colour drift and flicker over time."""
     from scenes.explore import make_policy
+    from scenes.restarting import Restarting
 
     out = {}
     curves = {}
     batch_seeds = seeds[: cfg.stability_batch]
     for name in ("noop", "explore"):
-        scenes = [make_scene() for _ in batch_seeds]
+        scenes = [Restarting(make_scene()) for _ in batch_seeds]  # a game that ends starts again; the world runs on
         first = np.stack([s.reset(seed) for s, seed in zip(scenes, batch_seeds)])
         policies = [make_policy(s, np.random.default_rng([seed, 5])) for s, seed in zip(scenes, batch_seeds)]
         world.reset(list(first))
@@ -380,6 +435,7 @@ def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progr
                     rs.append(r)
             prev_w, prev_r = w, r
             progress(1)
+        restarts = sum(s.restarts for s in scenes)
         for s in scenes:
             s.close()
         sharp_w, sharp_r = np.array(sharp_w), np.array(sharp_r)
@@ -388,6 +444,7 @@ def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progr
         ratio = sharp_w / np.maximum(sharp_r, 1e-9)
         out[name] = {
             "frames": cfg.stability_frames,
+            "games_restarted": restarts,
             "sharpness_ratio_end": float(sharp_w[tail].mean() / max(sharp_r[tail].mean(), 1e-9)),
             "sharpness_ratio_start": float(ratio[: max(1, len(ratio) // 10)].mean()),
             "histogram_distance_end": float(np.mean(drift[tail])),
@@ -498,6 +555,8 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "plausibility_foreground_gap_explore": {k: _r(v["foreground_gap"]) for k, v in explore.get("plausibility", {}).items()},
         "foreground_share_ratio_explore": {k: _r(v["foreground_share_ratio"], 3) for k, v in explore.get("plausibility", {}).items()},
         "frames": cfg.frames, "stability_frames": cfg.stability_frames, "seeds": cfg.seeds,
+        **({"games_ended_ar": ar["games_ended"], "game_lengths_ar": ar["game_lengths"]} if ar.get("games_ended") else {}),
+        **({"games_restarted_explore": explore["games_restarted"]} if explore.get("games_restarted") else {}),
         **({"fps": report["speed"]["fps"]} if "speed" in report else {}),
     }
 
@@ -526,8 +585,13 @@ def markdown(report: dict, figures: list[str]) -> str:
         lines += ["## Autoregressive rollout\n", f"![autoregressive curves]({'autoregressive.png'})\n",
                   "| step | PSNR mean | PSNR std | PSNR min | SSIM mean | floor: repeat first frame |", "|---|---|---|---|---|---|"]
         for k in ar["psnr_mean"]:
-            lines.append(f"| {k} | {ar['psnr_mean'][k]:.2f} | {ar['psnr_std'][k]:.2f} | {ar['psnr_min'][k]:.2f} | "
-                         f"{ar['ssim_mean'][k]:.4f} | {ar['floor_repeat_first_psnr'][k]:.2f} |")
+            lines.append(f"| {k} | {_db(ar['psnr_mean'][k])} | {_db(ar['psnr_std'][k])} | {_db(ar['psnr_min'][k])} | "
+                         f"{_db(ar['ssim_mean'][k], 4)} | {_db(ar['floor_repeat_first_psnr'][k])} |")
+        if ar.get("games_ended"):
+            lengths = [n for n in ar["game_lengths"] if n is not None]
+            lines += ["", f"The real game ended in {ar['games_ended']} of {ar['rollouts']} rollouts, after {lengths} steps; "
+                      "each such rollout is scored up to its game's end, and the figures at a step average over the rollouts "
+                      f"still on then ({', '.join(f'{k}: {v}' for k, v in ar['rollouts_alive'].items())})."]
         if ar.get("plausibility"):
             lines += ["", "Foreground PSNR against the truth, and plausibility: nearest-real-frame PSNR of the world's frames against "
                       "that of the real frames of all the steps shown (the ceiling), whole frame and foreground:\n",
@@ -568,6 +632,10 @@ def markdown(report: dict, figures: list[str]) -> str:
             v = stab[name]
             lines.append(f"| {name} | {v['frames']} | {v['sharpness_ratio_start']:.2f} → {v['sharpness_ratio_end']:.2f} | "
                          f"{v['histogram_distance_start']:.3f} → {v['histogram_distance_end']:.3f} | {v['flicker_world_end']:.2f} / {v['flicker_real_end']:.2f} |")
+        restarted = {name: stab[name].get("games_restarted", 0) for name in ("noop", "explore")}
+        if any(restarted.values()):
+            lines += ["", f"The real game ended and started again (the world ran on) {restarted['noop']} times in the noop run "
+                      f"and {restarted['explore']} times in the explore run."]
         lines += ["", f"Plausibility over the {report['config']['plausibility_window']} frames up to each point (bank: {report['bank']['frames']} "
                   f"real frames of {len(report['bank']['seeds'])} held-out episodes; the ceiling is that of the real frames of all the windows of the run; goal: within 2 dB of it):\n",
                   "| run | frame | gap | whole frames: world / ceiling | 8x8 patches: world / ceiling | foreground patches: world / ceiling (gap) | foreground share world/real |",
@@ -586,8 +654,8 @@ def markdown(report: dict, figures: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _db(v) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
+def _db(v, digits: int = 2) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
 
 
 def _pct(v):

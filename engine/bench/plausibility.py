@@ -138,12 +138,16 @@ class FrameBank:
 
 
 def real_bank(make_scene, seeds: list[int], steps: int, tag: int = 9) -> np.ndarray:
-    """Frames of held-out episodes driven by each scene's exploration policy: [len(seeds) * (steps + 1), H, W, 3]."""
+    """Frames of held-out episodes driven by each scene's exploration policy: [len(seeds) * (steps + 1), H, W, 3].
+
+    A game that ends starts again (scenes/restarting.py), so every bank holds the frames it asks for.
+    """
     from scenes.explore import make_policy
+    from scenes.restarting import Restarting
 
     out = []
     for seed in seeds:
-        scene = make_scene()
+        scene = Restarting(make_scene())
         try:
             frames = [scene.reset(seed)]
             policy = make_policy(scene, np.random.default_rng([seed, tag]))

@@ -58,12 +58,18 @@ def latency_plot(path: Path, series: dict[str, np.ndarray], title: str) -> Path:
 def ar_curves_plot(path: Path, curves: dict, summary: dict, cfg) -> Path:
     """PSNR and SSIM along the rollout: mean and spread over seeds, the floor and the ceiling."""
     plt = _plt()
-    psnr, ssim, first = curves["psnr"], curves["ssim"], curves["repeat_first"]
+    import warnings
+
+    psnr, ssim, first = curves["psnr"], curves["ssim"], curves["repeat_first"]  # [T, B], NaN after a game's end
     t = np.arange(1, len(psnr) + 1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=120)
-    a.fill_between(t, psnr.min(1), psnr.max(1), color="C0", alpha=0.15, label="min-max over seeds")
-    a.plot(t, psnr.mean(1), color="C0", lw=1.2, label="world (mean)")
-    a.plot(t, first.mean(1), color="C3", lw=1, ls=":", label="floor: repeat first frame")
+    with warnings.catch_warnings():  # steps after every game has ended are all NaN: left out of the curves
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high, mean, floor = np.nanmin(psnr, 1), np.nanmax(psnr, 1), np.nanmean(psnr, 1), np.nanmean(first, 1)
+        s_low, s_high, s_mean = np.nanmin(ssim, 1), np.nanmax(ssim, 1), np.nanmean(ssim, 1)
+    a.fill_between(t, low, high, color="C0", alpha=0.15, label="min-max over seeds")
+    a.plot(t, mean, color="C0", lw=1.2, label="world (mean)")
+    a.plot(t, floor, color="C3", lw=1, ls=":", label="floor: repeat first frame")
     a.axhline(summary["ceiling_tokenizer_psnr"], color="C2", ls="--", lw=1, label="ceiling: tokenizer")
     a.axhline(cfg.threshold, color="grey", lw=0.8, ls="-.", label=f"threshold {cfg.threshold:g} dB")
     a.set_xscale("log")
@@ -71,8 +77,8 @@ def ar_curves_plot(path: Path, curves: dict, summary: dict, cfg) -> Path:
     a.set_ylabel("PSNR (dB)")
     a.legend(fontsize=7)
     a.grid(alpha=0.3, which="both")
-    b.fill_between(t, ssim.min(1), ssim.max(1), color="C1", alpha=0.15)
-    b.plot(t, ssim.mean(1), color="C1", lw=1.2, label="world SSIM (mean)")
+    b.fill_between(t, s_low, s_high, color="C1", alpha=0.15)
+    b.plot(t, s_mean, color="C1", lw=1.2, label="world SSIM (mean)")
     b.set_xscale("log")
     b.set_xlabel("step")
     b.set_ylabel("SSIM")

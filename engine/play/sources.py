@@ -54,16 +54,20 @@ class WorldSource:
         from scenes import SCENES, make_scene
 
         spec = self.world.spec
-        if spec.scene not in SCENES:
+        if spec.scene not in SCENES and not spec.scene.startswith("gym:"):
             return None
         return SceneSource(make_scene(spec.scene, size=self.frame_size, **spec.scene_options))
 
 
 class SceneSource:
+    """A ground-truth scene in the loop. A game that ends starts again on the next tick (scenes/restarting.py)."""
+
     learned = False
 
     def __init__(self, scene):
-        self.scene = scene
+        from scenes.restarting import Restarting
+
+        self.scene = Restarting(scene)
         self.keyset: KeySet = scene.keyset
         self.frame_size = scene.size
         self.tick_hz = 15.0
@@ -80,7 +84,7 @@ class SceneSource:
         return self.scene.step(keys)
 
     def describe(self) -> dict:
-        return {"backend": "scene", "device": "cpu"}
+        return {"backend": "scene", "device": "cpu", **({"games_restarted": self.scene.restarts} if self.scene.restarts else {})}
 
     def header(self) -> dict:
         options = self.scene.options() if hasattr(self.scene, "options") else {}
