@@ -185,9 +185,3 @@ def unit_to_frames(x: torch.Tensor) -> torch.Tensor:
     """float [B, 3, H, W] in [0, 1] -> uint8 [B, H, W, 3], rounded."""
     return rearrange((x.clamp(0, 1) * 255.0).round().to(torch.uint8), "b c h w -> b h w c")
 
-
-def psnr(pred01: torch.Tensor, target01: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of [B, 3, H, W] images in [0, 1]."""
-    mse = (pred01 - target01).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10 * torch.log10(mse)
-

@@ -6,7 +6,8 @@ import time
 import numpy as np
 import torch
 
-from engine.tokenizer.model import Tokenizer, frames_to_unit, psnr
+from engine.bench.metrics import psnr
+from engine.tokenizer.model import Tokenizer, frames_to_unit, unit_to_frames
 from engine.train.checkpoint import flatten_optimizer, load_checkpoint, module_state, restore_optimizer, restore_rng, rng_state, save_checkpoint
 from engine.train.run import RunContext, lr_at
 
@@ -17,14 +18,15 @@ def frame_pool(episodes) -> np.ndarray:
 
 @torch.no_grad()
 def tokenizer_psnr(tokenizer: Tokenizer, frames: np.ndarray, device, batch: int = 128) -> float:
-    """Mean reconstruction PSNR (dB) through the standardised token path, as the world uses it."""
+    """Mean reconstruction PSNR (dB) through the standardised token path, as the world uses it: frames decoded to
+    uint8 and scored by the benchmarks' own `psnr`, so this is the tokenizer ceiling a benchmark reports."""
     tokenizer.eval()
     scores = []
     for i in range(0, len(frames), batch):
         x = torch.from_numpy(frames[i:i + batch]).to(device)
-        scores.append(psnr(tokenizer.decode(tokenizer.encode(x)), frames_to_unit(x)).cpu())
+        scores.append(psnr(unit_to_frames(tokenizer.decode(tokenizer.encode(x))).cpu().numpy(), frames[i:i + batch]))
     tokenizer.train()
-    return float(torch.cat(scores).mean())
+    return float(np.concatenate(scores).mean())
 
 
 def checkpoint_meta(ctx: RunContext, phase: str, step: int, extra: dict | None = None) -> dict:
