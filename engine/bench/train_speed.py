@@ -33,7 +33,7 @@ def bench_train(preset_name: str = "small", size=(64, 64), keys: int = 6, steps:
     from engine.dynamics.model import Dynamics
     from engine.tokenizer.model import Tokenizer, frames_to_unit
     from engine.train.config import get_preset
-    from engine.train.run import autocast
+    from engine.train.context import autocast
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     preset = get_preset(preset_name).for_data(tuple(size), keys)

@@ -55,6 +55,18 @@ class Preset:
         dyn = replace(self.dynamics, token_dim=tok.token_dim, token_grid=tok.token_grid, num_keys=num_keys)
         return replace(self, tokenizer=tok, dynamics=dyn)
 
+    def to_json(self) -> dict:
+        """The preset as stored in checkpoints (`about` is help text and stays out)."""
+        return {"name": self.name, "tokenizer": self.tokenizer.to_json(), "dynamics": self.dynamics.to_json(),
+                "sampler": self.sampler.to_json(), "train": self.train.to_json()}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Preset":
+        """The preset a checkpoint stored: its configs rebuild its models, whatever the code's defaults are now."""
+        about = PRESETS[obj["name"]].about if obj["name"] in PRESETS else ""
+        return cls(obj["name"], about, TokenizerConfig.from_json(obj["tokenizer"]), DynamicsConfig.from_json(obj["dynamics"]),
+                   SamplerConfig.from_json(obj["sampler"]), TrainConfig.from_json(obj["train"]))
+
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(

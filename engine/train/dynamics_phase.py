@@ -13,10 +13,9 @@ import torch
 from engine.dynamics.model import Dynamics
 from engine.dynamics.self_forcing import own_rollout_context
 from engine.tokenizer.model import Tokenizer
-from engine.train.checkpoint import flatten_optimizer, module_state, restore_optimizer, restore_rng, rng_state, save_checkpoint
+from engine.train.checkpoint import Checkpoint, flatten_optimizer, restore_optimizer, restore_rng, rng_state
+from engine.train.context import RunContext, lr_at
 from engine.train.evaluate import evaluate_dynamics
-from engine.train.run import RunContext, lr_at_progress
-from engine.train.tokenizer_phase import checkpoint_meta
 
 
 def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
@@ -110,14 +109,13 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
     start = 0
     cpu_before = 0.0  # process CPU seconds of this phase in earlier runs (resume)
     if state is not None:
-        tensors, meta = state
-        dynamics.load_state_dict(module_state(tensors, "dynamics"))
+        dynamics.load_state_dict(state.module("dynamics"))
         if ema is not None:
-            ema.load_state_dict(module_state(tensors, "ema"))
-        restore_optimizer(opt, tensors, "opt", meta["opt_groups"])
-        restore_rng(tensors, meta["rng"], rng)
-        start = meta["step"]
-        cpu_before = float(meta.get("cpu_seconds", 0.0))
+            ema.load_state_dict(state.module("ema"))
+        restore_optimizer(opt, state.tensors, "opt", state.extra["opt_groups"])
+        restore_rng(state.tensors, state.extra["rng"], rng)
+        start = state.step
+        cpu_before = float(state.extra.get("cpu_seconds", 0.0))
         ctx.say(f"dynamics: resuming at step {start}")
     n_params = sum(p.numel() for p in dynamics.parameters())
     ctx.say(f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames"
@@ -146,15 +144,14 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
                    | {f"dynamics.{k}": v for k, v in dynamics.state_dict().items()}
                    | ({f"ema.{k}": v for k, v in ema.state_dict().items()} if ema is not None else {})
                    | opt_tensors | rng_t)
-        save_checkpoint(ctx.run_dir / "checkpoint.safetensors", tensors, checkpoint_meta(ctx, phase, step, {"opt_groups": groups, "rng": rng_m,
-                                                                                                     "cpu_seconds": cpu_used()}))
+        Checkpoint.of(ctx, phase, step, tensors, opt_groups=groups, rng=rng_m, cpu_seconds=cpu_used()).save(ctx.run_dir / "checkpoint.safetensors")
 
     if start == 0 and dist.main:
         save(0)  # the tokenizer is done: a kill from here on does not redo it
     rollout_rng = np.random.default_rng([cfg.seed, dist.rank, 3])
     for step in range(start, total):
         progress = max(step / total, cpu_used() / budget if budget else 0.0)  # the schedule follows steps or CPU time
-        lr = lr_at_progress(step, progress, cfg.dynamics_lr, cfg.warmup)
+        lr = lr_at(step, progress, cfg.dynamics_lr, cfg.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
         toks, keys = sampler.sample(rng, local)

@@ -8,8 +8,8 @@ import torch
 
 from engine.bench.metrics import psnr
 from engine.tokenizer.model import Tokenizer, frames_to_unit, unit_to_frames
-from engine.train.checkpoint import flatten_optimizer, load_checkpoint, module_state, restore_optimizer, restore_rng, rng_state, save_checkpoint
-from engine.train.run import RunContext, lr_at
+from engine.train.checkpoint import Checkpoint, flatten_optimizer, restore_optimizer, restore_rng, rng_state
+from engine.train.context import RunContext, lr_at
 
 
 def frame_pool(episodes) -> np.ndarray:
@@ -29,28 +29,16 @@ def tokenizer_psnr(tokenizer: Tokenizer, frames: np.ndarray, device, batch: int 
     return float(np.concatenate(scores).mean())
 
 
-def checkpoint_meta(ctx: RunContext, phase: str, step: int, extra: dict | None = None) -> dict:
-    return {
-        "phase": phase,
-        "step": step,
-        "preset": {"name": ctx.preset.name, "tokenizer": ctx.preset.tokenizer.to_json(), "dynamics": ctx.preset.dynamics.to_json(),
-                   "sampler": ctx.preset.sampler.to_json(), "train": ctx.cfg.to_json()},
-        "keys": list(ctx.dataset.keyset.names),
-        "dataset_hash": ctx.dataset.manifest.content_hash(),
-        **(extra or {}),
-    }
-
-
 def _checkpoint_tokenizer(path, device) -> Tokenizer:
     """The trained tokenizer inside a run's checkpoint (one saved after the tokenizer phase)."""
     from engine.tokenizer.model import TokenizerConfig
     from engine.types import SkyloopError
 
-    tensors, meta = load_checkpoint(path)
-    if meta["phase"] == "tokenizer":
-        raise SkyloopError(f"{path}: this run's tokenizer is still training (step {meta['step']}); resume it, or use a later checkpoint")
-    tokenizer = Tokenizer(TokenizerConfig.from_json(meta["preset"]["tokenizer"]))
-    tokenizer.load_state_dict(module_state(tensors, "tokenizer"))
+    checkpoint = Checkpoint.load(path)
+    if not checkpoint.past("tokenizer"):
+        raise SkyloopError(f"{path}: this run's tokenizer is still training (step {checkpoint.step}); resume it, or use a later checkpoint")
+    tokenizer = Tokenizer(TokenizerConfig.from_json(checkpoint.preset["tokenizer"]))
+    tokenizer.load_state_dict(checkpoint.module("tokenizer"))
     return tokenizer.to(device).eval()
 
 
@@ -84,28 +72,26 @@ def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
 def train_tokenizer(ctx: RunContext, state):
     """Returns (trained tokenizer with latent statistics, checkpoint state to hand to the next phase or None)."""
     cfg, dist = ctx.cfg, ctx.dist
-    if ctx.tokenizer_from is not None and (state is None or state[1]["phase"] == "tokenizer"):
+    if ctx.tokenizer_from is not None and (state is None or not state.past("tokenizer")):
         return reuse_tokenizer(ctx), None
     tokenizer = Tokenizer(ctx.preset.tokenizer).to(dist.device)
     rng = np.random.default_rng([cfg.seed, dist.rank, 1])
-    if state is not None and state[1]["phase"] != "tokenizer":  # already past this phase
-        tensors, meta = state
-        tokenizer.load_state_dict(module_state(tensors, "tokenizer"))
+    if state is not None and state.past("tokenizer"):
+        tokenizer.load_state_dict(state.module("tokenizer"))
         tokenizer.eval()
         eval_frames = frame_pool(ctx.holdout_episodes)
         ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], dist.device)
-        ctx.say(f"tokenizer: done in an earlier run (checkpoint at {meta['phase']} step {meta['step']}), "
+        ctx.say(f"tokenizer: done in an earlier run (checkpoint at {state.phase} step {state.step}), "
                 f"held-out PSNR {ctx.tokenizer_psnr:.2f} dB")
         return tokenizer, state
     model = dist.wrap(tokenizer)
     opt = torch.optim.Adam(tokenizer.parameters(), lr=cfg.tokenizer_lr)
     start = 0
     if state is not None:
-        tensors, meta = state
-        tokenizer.load_state_dict(module_state(tensors, "tokenizer"))
-        restore_optimizer(opt, tensors, "opt", meta["opt_groups"])
-        restore_rng(tensors, meta["rng"], rng)
-        start = meta["step"]
+        tokenizer.load_state_dict(state.module("tokenizer"))
+        restore_optimizer(opt, state.tensors, "opt", state.extra["opt_groups"])
+        restore_rng(state.tensors, state.extra["rng"], rng)
+        start = state.step
         ctx.say(f"tokenizer: resuming at step {start}")
     train_frames = frame_pool(ctx.train_episodes)
     eval_frames = frame_pool(ctx.holdout_episodes)
@@ -123,11 +109,11 @@ def train_tokenizer(ctx: RunContext, state):
         opt_tensors, groups = flatten_optimizer(opt, "opt")
         rng_t, rng_m = rng_state(rng)
         tensors = {f"tokenizer.{k}": v for k, v in tokenizer.state_dict().items()} | opt_tensors | rng_t
-        save_checkpoint(ctx.run_dir / "checkpoint.safetensors", tensors, checkpoint_meta(ctx, "tokenizer", step, {"opt_groups": groups, "rng": rng_m}))
+        Checkpoint.of(ctx, "tokenizer", step, tensors, opt_groups=groups, rng=rng_m).save(ctx.run_dir / "checkpoint.safetensors")
 
     for step in range(start, total):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, total, cfg.tokenizer_lr, cfg.warmup)
+            group["lr"] = lr_at(step, (step - cfg.warmup) / max(1, total - cfg.warmup), cfg.tokenizer_lr, cfg.warmup)
         batch = torch.from_numpy(train_frames[rng.integers(0, len(train_frames), local)]).to(dist.device)
         target = frames_to_unit(batch)
         with ctx.autocast():
