@@ -60,6 +60,28 @@ def test_training_inputs_take_the_given_context_and_keep_real_targets():
     assert pred.shape == inputs["target_clean"].shape
 
 
+def test_the_training_loss_draws_its_noise_from_the_generator_it_is_given():
+    model, tokens, keys = _model_and_windows()
+    losses = [model.training_loss(tokens, keys, torch.Generator().manual_seed(seed)) for seed in (5, 5, 6)]
+    assert losses[0] == losses[1] and losses[0] != losses[2]
+    torch.manual_seed(3)
+    default = model.training_loss(tokens, keys)  # no generator: torch's global one, as before
+    assert default == model.training_loss(tokens, keys, torch.Generator().manual_seed(3))
+
+
+def test_self_forcing_rolls_out_the_first_share_of_the_windows():
+    from engine.dynamics.self_forcing import SelfForcing
+
+    model, tokens, keys = _model_and_windows(b=4)
+    model.cfg.rollout_p = 0.5
+    context = SelfForcing(model.cfg, SamplerConfig(steps=1), np.random.default_rng(0)).context(model, tokens, keys)
+    assert context.shape == (4, 4, 4, 8)
+    assert torch.equal(context[2:], tokens[2:, :4])  # the rest keep their real context
+    assert torch.equal(context[:2, 0], tokens[:2, 0])  # at least the first frame stays real
+    model.cfg.rollout_p = 0.0
+    assert SelfForcing(model.cfg, SamplerConfig(), np.random.default_rng(0)).context(model, tokens, keys) is None
+
+
 def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world, tmp_path):
     """--init-from starts from the world's dynamics; self forcing trains; the CPU budget stops the run early; compute adds up."""
     out = tmp_path / "more.safetensors"

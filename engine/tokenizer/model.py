@@ -168,6 +168,13 @@ class Tokenizer(nn.Module):
             grid = grid + self.cfg.latent_noise * grid.detach().std() * torch.randn_like(grid)
         return self.decode_grid(grid)
 
+    def loss(self, frames_uint8: torch.Tensor, forward=None) -> torch.Tensor:
+        """The training objective: reconstruction MSE + 0.1 L1 in [0, 1] (weight-free, no pretrained network),
+        through the noisy latent of `forward`. forward: the module to run, a DDP wrapper of this one (default: this one)."""
+        recon = (forward or self)(frames_uint8).float()
+        target = frames_to_unit(frames_uint8)
+        return (recon - target).pow(2).mean() + 0.1 * (recon - target).abs().mean()
+
     @torch.no_grad()
     def fit_latent_stats(self, frames_uint8: torch.Tensor, batch: int = 256) -> None:
         """Sets latent_mean / latent_std from a sample of frames."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from engine.dynamics.model import Dynamics
-from engine.dynamics.self_forcing import own_rollout_context
+from engine.dynamics.self_forcing import SelfForcing
 from engine.tokenizer.model import Tokenizer
 from engine.train.checkpoint import Checkpoint, flatten_optimizer, restore_optimizer, restore_rng, rng_state
 from engine.train.context import RunContext, lr_at
@@ -148,7 +148,7 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
 
     if start == 0 and dist.main:
         save(0)  # the tokenizer is done: a kill from here on does not redo it
-    rollout_rng = np.random.default_rng([cfg.seed, dist.rank, 3])
+    self_forcing = SelfForcing(dcfg, ctx.preset.sampler, np.random.default_rng([cfg.seed, dist.rank, 3]))
     for step in range(start, total):
         progress = max(step / total, cpu_used() / budget if budget else 0.0)  # the schedule follows steps or CPU time
         lr = lr_at(step, progress, cfg.dynamics_lr, cfg.warmup)
@@ -158,17 +158,9 @@ def train_dynamics(ctx: RunContext, tokenizer: Tokenizer, state) -> Path | None:
         x = torch.from_numpy(toks).to(dist.device)  # [B, W+1, N, D]
         k = torch.from_numpy(keys).to(dist.device)
         b = x.shape[0]
-        context_clean = None
-        n_roll = int(round(b * dcfg.rollout_p))
-        if n_roll > 0:  # self forcing: these windows' latest context frames are the model's own
-            generated = int(rollout_rng.integers(1, min(dcfg.rollout_frames, w - 1) + 1))
-            own = own_rollout_context(dynamics, x[:n_roll], k[:n_roll], generated, ctx.preset.sampler, seed=int(rollout_rng.integers(2**31)))
-            context_clean = torch.cat([own, x[n_roll:, :w]])
-        inputs = dynamics.training_inputs(x, k, context_clean)
-        target_clean = inputs.pop("target_clean")
+        context_clean = self_forcing.context(dynamics, x, k)  # self forcing: some windows' latest context frames are the model's own
         with ctx.autocast():
-            pred = model(**inputs)
-        loss = Dynamics.loss(pred, target_clean)
+            loss = dynamics.training_loss(x, k, context_clean=context_clean, forward=model)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dynamics.parameters(), cfg.grad_clip)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from engine.bench.metrics import psnr
-from engine.tokenizer.model import Tokenizer, frames_to_unit, unit_to_frames
+from engine.tokenizer.model import Tokenizer, unit_to_frames
 from engine.train.checkpoint import Checkpoint, flatten_optimizer, restore_optimizer, restore_rng, rng_state
 from engine.train.context import RunContext, lr_at
 
@@ -115,10 +115,8 @@ def train_tokenizer(ctx: RunContext, state):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, (step - cfg.warmup) / max(1, total - cfg.warmup), cfg.tokenizer_lr, cfg.warmup)
         batch = torch.from_numpy(train_frames[rng.integers(0, len(train_frames), local)]).to(dist.device)
-        target = frames_to_unit(batch)
         with ctx.autocast():
-            recon = model(batch).float()
-        loss = (recon - target).pow(2).mean() + 0.1 * (recon - target).abs().mean()
+            loss = tokenizer.loss(batch, forward=model)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(tokenizer.parameters(), cfg.grad_clip)
