@@ -44,13 +44,15 @@ def _train_cmd(data, out, run_dir, *extra):
             "--eval-every", "1000", "--threads", "1", "--no-progress", *extra]
 
 
-def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("recipe", [[], ["--set", "dynamics.rollout_p=0.5"]], ids=["teacher-forcing", "self-forcing"])
+def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, tmp_path, recipe):
+    """Self forcing too: its own random draws are part of the checkpoint."""
     from safetensors.numpy import load_file
 
-    ref = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "ref.safetensors", tmp_path / "ref"), cwd=ROOT, capture_output=True, text=True)
+    ref = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "ref.safetensors", tmp_path / "ref", *recipe), cwd=ROOT, capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir), cwd=ROOT,
+    proc = subprocess.Popen(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, *recipe), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     killed_at = None
@@ -67,7 +69,7 @@ def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, 
     proc.wait()
     assert killed_at is not None, "the run finished before it could be killed"
     assert not (tmp_path / "w.safetensors").exists()
-    again = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, "--resume"), cwd=ROOT, capture_output=True, text=True)
+    again = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, *recipe, "--resume"), cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "dynamics: resuming at step" in again.stdout
     a, b = load_file(str(tmp_path / "ref.safetensors")), load_file(str(tmp_path / "w.safetensors"))

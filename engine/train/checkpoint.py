@@ -113,10 +113,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise SkyloopError(f"{path}: checkpoint cannot be read ({exc}); delete it to start over") from exc
 
 
-def rng_state(np_rng: np.random.Generator) -> tuple[dict[str, torch.Tensor], dict]:
-    return {"rng.torch": torch.get_rng_state()}, {"numpy": np_rng.bit_generator.state}
+def rng_state(rngs: dict[str, np.random.Generator]) -> tuple[dict[str, torch.Tensor], dict]:
+    """torch's global generator (a tensor) and named numpy generators (JSON)."""
+    return {"rng.torch": torch.get_rng_state()}, {name: rng.bit_generator.state for name, rng in rngs.items()}
 
 
-def restore_rng(tensors: dict[str, torch.Tensor], meta: dict, np_rng: np.random.Generator) -> None:
+def restore_rng(tensors: dict[str, torch.Tensor], meta: dict, rngs: dict[str, np.random.Generator]) -> None:
+    """The reverse of rng_state. A generator the checkpoint lacks (one written before it existed) keeps its seed."""
     torch.set_rng_state(tensors["rng.torch"])
-    np_rng.bit_generator.state = meta["numpy"]
+    for name, rng in rngs.items():
+        if name in meta:
+            rng.bit_generator.state = meta[name]

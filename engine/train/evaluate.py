@@ -1,4 +1,5 @@
-"""Evaluation during training: held-out 1-step and autoregressive PSNR, and a PNG strip.
+"""Evaluation during training: the tokenizer's held-out reconstruction PSNR; the dynamics' held-out
+1-step and autoregressive PSNR, and a PNG strip.
 
 Uses the same cached rollout the world session uses, so what it reports is
 what a player would get from the world file at that step.
@@ -13,6 +14,19 @@ from engine.dynamics.cache import TorchStepper
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
 from engine.tokenizer.model import Tokenizer, unit_to_frames
+
+
+@torch.no_grad()
+def tokenizer_psnr(tokenizer: Tokenizer, frames: np.ndarray, device, batch: int = 128) -> float:
+    """Mean reconstruction PSNR (dB) through the standardised token path, as the world uses it: frames decoded to
+    uint8 and scored by the benchmarks' own `psnr`, so this is the tokenizer ceiling a benchmark reports."""
+    tokenizer.eval()
+    scores = []
+    for i in range(0, len(frames), batch):
+        x = torch.from_numpy(frames[i:i + batch]).to(device)
+        scores.append(psnr(unit_to_frames(tokenizer.decode(tokenizer.encode(x))).cpu().numpy(), frames[i:i + batch]))
+    tokenizer.train()
+    return float(np.concatenate(scores).mean())
 
 
 @torch.no_grad()

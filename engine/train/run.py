@@ -1,4 +1,4 @@
-"""`skyloop train`: tokenizer, then dynamics, then one world bundle.
+"""`skyloop train`: a run is a list of phases (tokenizer, then dynamics) fitted in turn by fit.py, then one world file.
 
 Runs unchanged single-process or under `torchrun --nproc_per_node=N` (DDP).
 Everything a run makes lives in its run folder: `checkpoint.safetensors`
@@ -21,7 +21,21 @@ from engine.train.checkpoint import Checkpoint
 from engine.train.config import Preset, apply_overrides, get_preset
 from engine.train.context import RunContext
 from engine.train.distributed import Dist
+from engine.train.dynamics_phase import DynamicsPhase
+from engine.train.fit import fit
+from engine.train.tokenizer_phase import TokenizerPhase
 from engine.types import SkyloopError
+
+
+PHASES = (TokenizerPhase, DynamicsPhase)  # a run, in order: each phase is made from the context and the previous phase's result
+
+
+def fit_phases(ctx: RunContext, checkpoint: Checkpoint | None):
+    """Fits every phase of the run in turn (resuming the one the checkpoint was in); returns the last one's result."""
+    result = None
+    for make_phase in PHASES:
+        result = fit(ctx, make_phase(ctx, result), checkpoint)
+    return result
 
 
 def split_episodes(dataset: Dataset, holdout: float, say, limit: int | None = None) -> tuple[list, list]:
@@ -91,9 +105,6 @@ def train_world(
     """Trains a world and writes the bundle to `out`. Returns its path (on rank 0)."""
     from dataclasses import replace
 
-    from engine.train.dynamics_phase import train_dynamics
-    from engine.train.tokenizer_phase import train_tokenizer
-
     dist = Dist(device=device, threads=threads)
     try:
         dataset = Dataset.open(data)
@@ -140,8 +151,7 @@ def train_world(
                 f"{len(ctx.train_episodes)} episodes / {n_train} frames for training, {len(ctx.holdout_episodes)} held out) "
                 f"on {dist.device}{f' x{dist.world} ranks' if dist.world > 1 else ''}, {mode}; run folder {run_dir}")
         try:
-            tokenizer, state = train_tokenizer(ctx, state)
-            path = train_dynamics(ctx, tokenizer, state)
+            path = fit_phases(ctx, state)
         except torch.cuda.OutOfMemoryError as exc:
             raise SkyloopError(f"out of GPU memory ({str(exc).splitlines()[0]}); try a smaller batch, e.g. --batch {max(1, train_cfg.dynamics_batch // 2)}") from exc
         return path
