@@ -268,12 +268,8 @@ def cmd_bench_speed(args) -> int:
 def cmd_bench_train(args) -> int:
     from engine.bench.train_speed import bench_train
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     bench_train(args.preset, size=parse_size(args.size), keys=args.keys, steps=args.steps, warmup=args.warmup, batch=args.batch,
-                device=args.device, precision=args.precision, compile=args.compile, out=args.out)
+                device=args.device, threads=args.threads, precision=args.precision, compile=args.compile, settings=args.set, out=args.out)
     return 0
 
 
@@ -414,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--context-noise", type=float, help="context noise level (default: the world's)")
     q.add_argument("--out", default="runs/bench-speed", help="report folder (default runs/bench-speed)")
     q.set_defaults(func=cmd_bench_speed)
-    q = bsub.add_parser("train", help="training throughput (frames/s) of a preset, tokenizer and dynamics phases")
+    q = bsub.add_parser("train", help="training throughput (frames/s) of a preset: the real training step of each phase")
     q.add_argument("--preset", default="small", help="tiny | small | base (default small)")
     q.add_argument("--size", default="64x64", help="frame size HxW (default 64x64)")
     q.add_argument("--keys", type=int, default=6, help="number of keys (default 6)")
@@ -425,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=int, help="CPU threads")
     q.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="as for train (default auto)")
     q.add_argument("--compile", action="store_true", help="torch.compile the dynamics step")
+    q.add_argument("--set", action="append", metavar="PART.FIELD=VALUE",
+                   help="time another recipe, as for train, e.g. --set dynamics.rollout_p=0.5 --set train.ema=0.999 (repeatable)")
     q.add_argument("--out", default="runs/bench-train", help="report folder (default runs/bench-train)")
     q.set_defaults(func=cmd_bench_train)
     q = bsub.add_parser("consistency", help="a world against its real scene: teacher-forced, rollouts, loops, actions, stability")

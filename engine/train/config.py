@@ -128,3 +128,26 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise SkyloopError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+SHORTHANDS = {  # command-line flags of `skyloop train` that stand for --set assignments (applied after the --set ones)
+    "steps": ("train.dynamics_steps",),
+    "tokenizer_steps": ("train.tokenizer_steps",),
+    "batch": ("train.tokenizer_batch", "train.dynamics_batch"),
+    "lr": ("train.dynamics_lr",),
+    "eval_every": ("train.eval_every",),
+    "checkpoint_every": ("train.checkpoint_every",),
+}
+
+
+def shorthand_settings(**flags) -> list[str]:
+    """The --set assignments that flags such as steps=600, batch=16 stand for (flags that are None are left out)."""
+    unknown = set(flags) - set(SHORTHANDS)
+    if unknown:
+        raise TypeError(f"no shorthand flag {sorted(unknown)}; shorthands: {', '.join(SHORTHANDS)}")
+    return [f"{field}={value}" for flag, value in flags.items() if value is not None for field in SHORTHANDS[flag]]
+
+
+def resolve_preset(name: str, settings: list[str] | tuple[str, ...] = (), **shorthands) -> Preset:
+    """The one way into a run's configuration: a named preset, then --set assignments, then shorthand flags."""
+    return apply_overrides(get_preset(name), list(settings) + shorthand_settings(**shorthands))
