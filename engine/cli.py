@@ -89,19 +89,15 @@ def cmd_bench_scenes(args) -> int:
 
 # ---- training ----------------------------------------------------------------
 def cmd_train(args) -> int:
+    from engine.train.config import resolve_preset
     from engine.train.run import default_command, train_world
 
-    overrides = {}
-    if args.eval_every:
-        overrides["eval_every"] = args.eval_every
-    if args.checkpoint_every:
-        overrides["checkpoint_every"] = args.checkpoint_every
-    if args.lr:
-        overrides["dynamics_lr"] = args.lr
-    train_world(args.data, args.preset, args.out, steps=args.steps, tokenizer_steps=args.tokenizer_steps, resume=args.resume,
-                run_dir=args.run_dir, batch=args.batch, device=args.device, threads=args.threads, overrides=overrides,
+    # --steps, --batch, --lr ... are shorthands for --set assignments, applied after them
+    preset = resolve_preset(args.preset, args.set or [], steps=args.steps, tokenizer_steps=args.tokenizer_steps, batch=args.batch,
+                            lr=args.lr, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every)
+    train_world(args.data, preset, args.out, resume=args.resume, run_dir=args.run_dir, device=args.device, threads=args.threads,
                 progress=not args.no_progress, command=default_command(), precision=args.precision, compile=args.compile,
-                tokenizer_from=args.tokenizer_from, init_from=args.init_from, max_episodes=args.episodes, settings=args.set)
+                tokenizer_from=args.tokenizer_from, init_from=args.init_from, max_episodes=args.episodes)
     return 0
 
 
@@ -325,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder (from collect or import)")
     p.add_argument("--preset", default="small", help="tiny | small | base (default small)")
     p.add_argument("--out", required=True, help="world file to write, e.g. worlds/maze.safetensors")
-    p.add_argument("--steps", type=int, help="dynamics steps (default: the preset's)")
-    p.add_argument("--tokenizer-steps", type=int, help="tokenizer steps (default: the preset's)")
+    p.add_argument("--steps", type=int, help="dynamics steps: --set train.dynamics_steps=N (default: the preset's)")
+    p.add_argument("--tokenizer-steps", type=int, help="tokenizer steps: --set train.tokenizer_steps=N (default: the preset's)")
     p.add_argument("--episodes", type=int, help="use only the first N episodes of the dataset")
     p.add_argument("--set", action="append", metavar="PART.FIELD=VALUE",
                    help="override a preset field, e.g. --set dynamics.depth=4 --set sampler.steps=1 (repeatable)")
@@ -335,12 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "its network shape, a fresh optimizer; compute adds up in the new world's metadata (training.cumulative)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--run-dir", help="folder for checkpoints, metrics and strips (default runs/<out name>)")
-    p.add_argument("--batch", type=int, help="global batch size of both phases (default: the preset's)")
-    p.add_argument("--lr", type=float, help="peak learning rate of the dynamics phase (default: the preset's)")
+    p.add_argument("--batch", type=int, help="global batch size of both phases: --set train.tokenizer_batch=N "
+                   "--set train.dynamics_batch=N (default: the preset's)")
+    p.add_argument("--lr", type=float, help="peak learning rate of the dynamics phase: --set train.dynamics_lr=LR (default: the preset's)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes)")
-    p.add_argument("--eval-every", type=int, help="steps between evaluations (default: the preset's)")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: the preset's)")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations: --set train.eval_every=N (default: the preset's)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints: --set train.checkpoint_every=N (default: the preset's)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                    help="auto: bf16 autocast on CUDA and on CPUs with AMX, fp32 elsewhere (default auto)")
     p.add_argument("--compile", action="store_true", help="torch.compile the dynamics training step (worth it for long runs)")

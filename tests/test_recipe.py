@@ -9,6 +9,7 @@ from engine.dynamics.model import Dynamics, DynamicsConfig
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
 from engine.dynamics.self_forcing import own_rollout_context
+from engine.train.config import resolve_preset
 from engine.train.run import train_world
 from engine.world.bundle import load_bundle, read_spec
 
@@ -87,8 +88,9 @@ def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world,
     out = tmp_path / "more.safetensors"
     before = read_spec(tiny_world).training
     # Zero learning rate: the continued world must come out with the very weights it started from.
-    train_world(tiny_dataset, "tiny", out, steps=3, run_dir=tmp_path / "same", threads=1, progress=False, init_from=tiny_world,
-                settings=["dynamics.rollout_p=0.5", "dynamics.rollout_frames=2", "train.dynamics_lr=0", "train.ema=0", "train.eval_every=1000"])
+    preset = resolve_preset("tiny", ["dynamics.rollout_p=0.5", "dynamics.rollout_frames=2", "train.dynamics_lr=0", "train.ema=0",
+                                     "train.eval_every=1000"], steps=3)
+    train_world(tiny_dataset, preset, out, run_dir=tmp_path / "same", threads=1, progress=False, init_from=tiny_world)
     a, b = load_bundle(tiny_world).dynamics.state_dict(), load_bundle(out).dynamics.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     spec = read_spec(out)
@@ -99,8 +101,8 @@ def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world,
     assert spec.sampler == read_spec(tiny_world).sampler, "a continued world keeps its sampler"
     # A budget of 0.05 CPU-minutes (3 s) ends a 100000-step run after a handful of steps, with a world written.
     out2 = tmp_path / "budget.safetensors"
-    train_world(tiny_dataset, "tiny", out2, steps=100000, run_dir=tmp_path / "budget", threads=1, progress=False, init_from=tiny_world,
-                settings=["dynamics.rollout_p=0.5", "train.cpu_minutes=0.05", "train.eval_every=100000"])
+    preset = resolve_preset("tiny", ["dynamics.rollout_p=0.5", "train.cpu_minutes=0.05", "train.eval_every=100000"], steps=100000)
+    train_world(tiny_dataset, preset, out2, run_dir=tmp_path / "budget", threads=1, progress=False, init_from=tiny_world)
     training = read_spec(out2).training
     assert 0 < training["dynamics_steps"] < 100000
     assert training["dynamics_cpu_seconds"] >= 3.0

@@ -18,7 +18,7 @@ import torch
 
 from engine.data.dataset import Dataset
 from engine.train.checkpoint import Checkpoint
-from engine.train.config import Preset, apply_overrides, get_preset
+from engine.train.config import Preset
 from engine.train.context import RunContext
 from engine.train.distributed import Dist
 from engine.train.dynamics_phase import DynamicsPhase
@@ -82,17 +82,13 @@ def check_compatible(checkpoint: Checkpoint, preset: Preset, dataset: Dataset, w
 
 def train_world(
     data: str | os.PathLike,
-    preset_name: str,
+    preset: Preset,
     out: str | os.PathLike,
     *,
-    steps: int | None = None,
-    tokenizer_steps: int | None = None,
     resume: bool = False,
     run_dir: str | os.PathLike | None = None,
-    batch: int | None = None,
     device: str | None = None,
     threads: int | None = None,
-    overrides: dict | None = None,
     progress: bool = True,
     command: str = "",
     precision: str = "auto",
@@ -100,25 +96,16 @@ def train_world(
     tokenizer_from: str | os.PathLike | None = None,
     init_from: str | os.PathLike | None = None,
     max_episodes: int | None = None,
-    settings: list[str] | None = None,
 ) -> Path | None:
-    """Trains a world and writes the bundle to `out`. Returns its path (on rank 0)."""
+    """Trains a world with `preset` (resolved: `resolve_preset(name, settings)`) and writes it to `out`.
+    Returns its path (on rank 0)."""
     from dataclasses import replace
 
     dist = Dist(device=device, threads=threads)
     try:
         dataset = Dataset.open(data)
-        preset = apply_overrides(get_preset(preset_name), settings or [])
         train_cfg = preset.train
-        if steps is not None:
-            train_cfg = replace(train_cfg, dynamics_steps=int(steps))
-        if tokenizer_steps is not None:
-            train_cfg = replace(train_cfg, tokenizer_steps=int(tokenizer_steps))
-        if batch is not None:
-            train_cfg = replace(train_cfg, tokenizer_batch=int(batch), dynamics_batch=int(batch))
-        if overrides:
-            train_cfg = replace(train_cfg, **overrides)
-        preset = replace(preset, train=train_cfg).for_data(dataset.frame_size, len(dataset.keyset))
+        preset = preset.for_data(dataset.frame_size, len(dataset.keyset))
         if init_from is not None:
             preset = continued_preset(preset, Path(init_from))
             tokenizer_from = tokenizer_from or init_from
