@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from engine.files import fsync_file, temporary_sibling
+from engine.train.config import Preset
 from engine.types import SkyloopError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class Checkpoint:
 
     phase: str  # the phase that wrote it (tokenizer, dynamics), or "done" once the run is over
     step: int  # optimizer steps of that phase done
-    preset: dict  # the run's preset (Preset.to_json): its configs rebuild the models, whatever the code's defaults are now
+    preset: Preset  # the run's preset: its configs rebuild the models, whatever the code's defaults are now
     keys: list[str] | None  # the dataset's key names
     dataset_hash: str | None  # content hash of the dataset's manifest
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -39,10 +40,10 @@ class Checkpoint:
     @classmethod
     def of(cls, ctx: RunContext, phase: str, step: int, tensors: dict[str, torch.Tensor], **extra) -> "Checkpoint":
         """A checkpoint of the run in `ctx`, now."""
-        return cls(phase, step, ctx.preset.to_json(), list(ctx.dataset.keyset.names), ctx.dataset.manifest.content_hash(), tensors, extra)
+        return cls(phase, step, ctx.preset, list(ctx.dataset.keyset.names), ctx.dataset.manifest.content_hash(), tensors, extra)
 
     def meta(self) -> dict:
-        return {"phase": self.phase, "step": self.step, "preset": self.preset, "keys": self.keys, "dataset_hash": self.dataset_hash, **self.extra}
+        return {"phase": self.phase, "step": self.step, "preset": self.preset.to_json(), "keys": self.keys, "dataset_hash": self.dataset_hash, **self.extra}
 
     def module(self, name: str) -> dict[str, torch.Tensor]:
         """The state dict of one module stored under `name.` (tokenizer, dynamics, ema)."""
@@ -59,8 +60,12 @@ class Checkpoint:
     def load(cls, path: str | os.PathLike) -> "Checkpoint":
         tensors, meta = load_checkpoint(path)
         meta = dict(meta)
-        fixed = {name: meta.pop(name, None) for name in ("phase", "step", "preset", "keys", "dataset_hash")}
-        return cls(tensors=tensors, extra=meta, **fixed)
+        fixed = {name: meta.pop(name, None) for name in ("phase", "step", "keys", "dataset_hash")}
+        try:
+            preset = Preset.from_json(meta.pop("preset"))
+        except (KeyError, TypeError) as exc:
+            raise SkyloopError(f"{path}: checkpoint's preset cannot be read ({exc}); it is from another version: delete it to start over") from exc
+        return cls(preset=preset, tensors=tensors, extra=meta, **fixed)
 
 
 def flatten_optimizer(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], list]:

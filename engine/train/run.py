@@ -70,9 +70,9 @@ def continued_preset(preset: Preset, world: Path) -> Preset:
 def check_compatible(checkpoint: Checkpoint, preset: Preset, dataset: Dataset, where: Path) -> None:
     """A resumed checkpoint must belong to the same preset and kind of data."""
     ck = checkpoint.preset
-    if ck["name"] != preset.name:
-        raise SkyloopError(f"{where}: checkpoint is from preset {ck['name']!r}, not {preset.name!r}; use --preset {ck['name']} or a new --run-dir")
-    size = tuple(ck["tokenizer"]["frame_size"])
+    if ck.name != preset.name:
+        raise SkyloopError(f"{where}: checkpoint is from preset {ck.name!r}, not {preset.name!r}; use --preset {ck.name} or a new --run-dir")
+    size = tuple(ck.tokenizer.frame_size)
     if size != tuple(dataset.frame_size):
         raise SkyloopError(f"{where}: checkpoint was trained on {size[0]}x{size[1]} frames, this dataset has {dataset.frame_size[0]}x{dataset.frame_size[1]}")
     keys = checkpoint.keys
@@ -123,8 +123,7 @@ def train_world(
             state = Checkpoint.load(checkpoint)
             check_compatible(state, preset, dataset, checkpoint)
             # The checkpoint's own configs rebuild its models, whatever the code's defaults are now.
-            saved = Preset.from_json(state.preset)
-            preset = replace(preset, tokenizer=saved.tokenizer, dynamics=saved.dynamics, sampler=saved.sampler)
+            preset = replace(preset, tokenizer=state.preset.tokenizer, dynamics=state.preset.dynamics, sampler=state.preset.sampler)
         elif resume and dist.main:
             print(f"no checkpoint in {run_dir}: starting a new run")
         ctx = RunContext(dist, preset, run_dir, dataset, *split_episodes(dataset, train_cfg.holdout, print if dist.main else lambda s: None, max_episodes),

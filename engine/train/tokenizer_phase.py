@@ -99,13 +99,12 @@ class TokenizerPhase:
 
 def _checkpoint_tokenizer(path, device) -> Tokenizer:
     """The trained tokenizer inside a run's checkpoint (one saved after the tokenizer phase)."""
-    from engine.tokenizer.model import TokenizerConfig
     from engine.types import SkyloopError
 
     checkpoint = Checkpoint.load(path)
     if not checkpoint.past("tokenizer"):
         raise SkyloopError(f"{path}: this run's tokenizer is still training (step {checkpoint.step}); resume it, or use a later checkpoint")
-    tokenizer = Tokenizer(TokenizerConfig.from_json(checkpoint.preset["tokenizer"]))
+    tokenizer = Tokenizer(checkpoint.preset.tokenizer)
     tokenizer.load_state_dict(checkpoint.module("tokenizer"))
     return tokenizer.to(device).eval()
 
