@@ -218,28 +218,10 @@ def cmd_info(args) -> int:
     from engine.world.bundle import read_spec
 
     spec = read_spec(args.world)
-    meta = json.loads(spec.to_metadata()["skyloop"])
     if args.json:
-        print(json.dumps(meta, indent=1))
+        print(json.dumps(json.loads(spec.to_metadata()["skyloop"]), indent=1))
         return 0
-    t, d, tr = spec.tokenizer, spec.dynamics, spec.training
-    size_mb = Path(args.world).stat().st_size / 2**20
-    print(f"{args.world} ({size_mb:.1f} MiB): a world of scene {spec.scene} {dict(spec.scene_options) or ''}")
-    print(f"  frames {t.frame_size[0]}x{t.frame_size[1]}, {t.tokens_per_frame} tokens/frame of {t.token_dim}, context {d.context} frames, "
-          f"dynamics width {d.width} x {d.depth} blocks")
-    print(f"  keys: {', '.join(f'{k} [{chr(47).join(spec.keyset.bindings.get(k, ()))}]' for k in spec.keyset.names)}")
-    print(f"  sampler: {spec.sampler.steps} steps, context noise {spec.sampler.context_noise}; tick {spec.tick_hz:g} Hz")
-    if tr:
-        print(f"  trained: preset {tr.get('preset')}, {tr.get('tokenizer_steps')} tokenizer + {tr.get('dynamics_steps')} dynamics steps, "
-              f"{(tr.get('seconds') or 0) / 3600:.1f} h on {tr.get('device')} x{tr.get('ranks', 1)}")
-        print(f"  command: {tr.get('command')}")
-        ev = tr.get("eval") or {}
-        if ev:
-            print(f"  at save: tokenizer {tr.get('tokenizer_psnr') or float('nan'):.2f} dB, 1-step {ev.get('psnr_1step', float('nan')):.2f} dB "
-                  f"(repeat-last {ev.get('psnr_repeat_last', float('nan')):.2f} dB)")
-    if spec.dataset:
-        print(f"  data: {spec.dataset.get('episodes')} episodes, {spec.dataset.get('frames')} frames, "
-              f"hash {str(spec.dataset.get('content_hash', ''))[:12]}, from {spec.dataset.get('path')}")
+    print(spec.describe(args.world, Path(args.world).stat().st_size))
     return 0
 
 

@@ -209,3 +209,12 @@ def test_a_torch_world_runs_through_the_declared_interfaces(tiny_world):
 
     world = World.load(tiny_world)
     assert isinstance(world.backend, Backend) and isinstance(world.backend.stepper(1), Stepper)
+
+
+def test_a_world_describes_itself_for_skyloop_info():
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "world_v1.safetensors"
+    text = read_spec(path).describe(str(path), path.stat().st_size)
+    assert text.startswith(f"{path} (0.4 MiB): a world of scene overworld")
+    assert "keys: up [up/w], down [down/s]" in text and "trained: preset tiny, 60 tokenizer + 60 dynamics steps" in text
