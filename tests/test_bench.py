@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from engine.bench import metrics as M
+from engine.bench.consistency import QUICK, Scenes, action_following, autoregressive, eval_seeds, loop_closure, stability, teacher_forced
 from engine.bench.plausibility import FrameBank, real_bank
-from engine.bench.consistency import (QUICK, Scenes, action_following, autoregressive, eval_seeds, loop_closure, stability,
-                                      teacher_forced)
 from scenes import make_scene
 
 

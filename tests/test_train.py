@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from engine.train.config import resolve_preset
 from engine.train.run import train_world

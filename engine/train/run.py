@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from engine.data.dataset import Dataset
@@ -25,7 +24,6 @@ from engine.train.dynamics_phase import DynamicsPhase
 from engine.train.fit import fit
 from engine.train.tokenizer_phase import TokenizerPhase
 from engine.types import SkyloopError
-
 
 PHASES = (TokenizerPhase, DynamicsPhase)  # a run, in order: each phase is made from the context and the previous phase's result
 
