@@ -129,19 +129,15 @@ def cmd_bench_scenes(args) -> int:
 
 # ---- training ----------------------------------------------------------------
 def cmd_train(args) -> int:
+    from engine.train.config import resolve_preset
     from engine.train.run import default_command, train_world
 
-    overrides = {}
-    if args.eval_every:
-        overrides["eval_every"] = args.eval_every
-    if args.checkpoint_every:
-        overrides["checkpoint_every"] = args.checkpoint_every
-    if args.lr:
-        overrides["dynamics_lr"] = args.lr
-    train_world(args.data, args.preset, args.out, steps=args.steps, tokenizer_steps=args.tokenizer_steps, resume=args.resume,
-                run_dir=args.run_dir, batch=args.batch, device=args.device, threads=args.threads, overrides=overrides,
+    # --steps, --batch, --lr ... are shorthands for --set assignments, applied after them
+    preset = resolve_preset(args.preset, args.set or [], steps=args.steps, tokenizer_steps=args.tokenizer_steps, batch=args.batch,
+                            lr=args.lr, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every)
+    train_world(args.data, preset, args.out, resume=args.resume, run_dir=args.run_dir, device=args.device, threads=args.threads,
                 progress=not args.no_progress, command=default_command(), precision=args.precision, compile=args.compile,
-                tokenizer_from=args.tokenizer_from, init_from=args.init_from, max_episodes=args.episodes, settings=args.set)
+                tokenizer_from=args.tokenizer_from, init_from=args.init_from, max_episodes=args.episodes)
     return 0
 
 
@@ -267,28 +263,10 @@ def cmd_info(args) -> int:
     from engine.world.bundle import read_spec
 
     spec = read_spec(args.world)
-    meta = json.loads(spec.to_metadata()["skyloop"])
     if args.json:
-        print(json.dumps(meta, indent=1))
+        print(json.dumps(json.loads(spec.to_metadata()["skyloop"]), indent=1))
         return 0
-    t, d, tr = spec.tokenizer, spec.dynamics, spec.training
-    size_mb = Path(args.world).stat().st_size / 2**20
-    print(f"{args.world} ({size_mb:.1f} MiB): a world of scene {spec.scene} {dict(spec.scene_options) or ''}")
-    print(f"  frames {t.frame_size[0]}x{t.frame_size[1]}, {t.tokens_per_frame} tokens/frame of {t.token_dim}, context {d.context} frames, "
-          f"dynamics width {d.width} x {d.depth} blocks")
-    print(f"  keys: {', '.join(f'{k} [{chr(47).join(spec.keyset.bindings.get(k, ()))}]' for k in spec.keyset.names)}")
-    print(f"  sampler: {spec.sampler.steps} steps, context noise {spec.sampler.context_noise}; tick {spec.tick_hz:g} Hz")
-    if tr:
-        print(f"  trained: preset {tr.get('preset')}, {tr.get('tokenizer_steps')} tokenizer + {tr.get('dynamics_steps')} dynamics steps, "
-              f"{(tr.get('seconds') or 0) / 3600:.1f} h on {tr.get('device')} x{tr.get('ranks', 1)}")
-        print(f"  command: {tr.get('command')}")
-        ev = tr.get("eval") or {}
-        if ev:
-            print(f"  at save: tokenizer {tr.get('tokenizer_psnr') or float('nan'):.2f} dB, 1-step {ev.get('psnr_1step', float('nan')):.2f} dB "
-                  f"(repeat-last {ev.get('psnr_repeat_last', float('nan')):.2f} dB)")
-    if spec.dataset:
-        print(f"  data: {spec.dataset.get('episodes')} episodes, {spec.dataset.get('frames')} frames, "
-              f"hash {str(spec.dataset.get('content_hash', ''))[:12]}, from {spec.dataset.get('path')}")
+    print(spec.describe(args.world, Path(args.world).stat().st_size))
     return 0
 
 
@@ -313,12 +291,8 @@ def cmd_bench_speed(args) -> int:
 def cmd_bench_train(args) -> int:
     from engine.bench.train_speed import bench_train
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     bench_train(args.preset, size=parse_size(args.size), keys=args.keys, steps=args.steps, warmup=args.warmup, batch=args.batch,
-                device=args.device, precision=args.precision, compile=args.compile, out=args.out)
+                device=args.device, threads=args.threads, precision=args.precision, compile=args.compile, settings=args.set, out=args.out)
     return 0
 
 
@@ -387,8 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder (from collect or import)")
     p.add_argument("--preset", default="small", help="tiny | small | base (default small)")
     p.add_argument("--out", required=True, help="world file to write, e.g. worlds/maze.safetensors")
-    p.add_argument("--steps", type=int, help="dynamics steps (default: the preset's)")
-    p.add_argument("--tokenizer-steps", type=int, help="tokenizer steps (default: the preset's)")
+    p.add_argument("--steps", type=int, help="dynamics steps: --set train.dynamics_steps=N (default: the preset's)")
+    p.add_argument("--tokenizer-steps", type=int, help="tokenizer steps: --set train.tokenizer_steps=N (default: the preset's)")
     p.add_argument("--episodes", type=int, help="use only the first N episodes of the dataset")
     p.add_argument("--set", action="append", metavar="PART.FIELD=VALUE",
                    help="override a preset field, e.g. --set dynamics.depth=4 --set sampler.steps=1 (repeatable)")
@@ -397,12 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "its network shape, a fresh optimizer; compute adds up in the new world's metadata (training.cumulative)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--run-dir", help="folder for checkpoints, metrics and strips (default runs/<out name>)")
-    p.add_argument("--batch", type=int, help="global batch size of both phases (default: the preset's)")
-    p.add_argument("--lr", type=float, help="peak learning rate of the dynamics phase (default: the preset's)")
+    p.add_argument("--batch", type=int, help="global batch size of both phases: --set train.tokenizer_batch=N "
+                   "--set train.dynamics_batch=N (default: the preset's)")
+    p.add_argument("--lr", type=float, help="peak learning rate of the dynamics phase: --set train.dynamics_lr=LR (default: the preset's)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes)")
-    p.add_argument("--eval-every", type=int, help="steps between evaluations (default: the preset's)")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: the preset's)")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations: --set train.eval_every=N (default: the preset's)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints: --set train.checkpoint_every=N (default: the preset's)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                    help="auto: bf16 autocast on CUDA and on CPUs with AMX, fp32 elsewhere (default auto)")
     p.add_argument("--compile", action="store_true", help="torch.compile the dynamics training step (worth it for long runs)")
@@ -473,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--context-noise", type=float, help="context noise level (default: the world's)")
     q.add_argument("--out", default="runs/bench-speed", help="report folder (default runs/bench-speed)")
     q.set_defaults(func=cmd_bench_speed)
-    q = bsub.add_parser("train", help="training throughput (frames/s) of a preset, tokenizer and dynamics phases")
+    q = bsub.add_parser("train", help="training throughput (frames/s) of a preset: the real training step of each phase")
     q.add_argument("--preset", default="small", help="tiny | small | base (default small)")
     q.add_argument("--size", default="64x64", help="frame size HxW (default 64x64)")
     q.add_argument("--keys", type=int, default=6, help="number of keys (default 6)")
@@ -484,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=int, help="CPU threads")
     q.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="as for train (default auto)")
     q.add_argument("--compile", action="store_true", help="torch.compile the dynamics step")
+    q.add_argument("--set", action="append", metavar="PART.FIELD=VALUE",
+                   help="time another recipe, as for train, e.g. --set dynamics.rollout_p=0.5 --set train.ema=0.999 (repeatable)")
     q.add_argument("--out", default="runs/bench-train", help="report folder (default runs/bench-train)")
     q.set_defaults(func=cmd_bench_train)
     q = bsub.add_parser("consistency", help="a world against its real scene: teacher-forced, rollouts, loops, actions, stability")

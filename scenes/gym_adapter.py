@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import re
 
-
 import numpy as np
 
 from engine.frames import area_resize
 from engine.types import KeySet, SkyloopError, default_bindings
-
 
 
 def _action_names(env, n: int) -> list[str]:

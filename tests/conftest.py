@@ -46,12 +46,13 @@ def tiny_dataset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_world(tiny_dataset, tmp_path_factory):
     """A tiny world trained for a few steps: enough to exercise every path, not to look good."""
+    from engine.train.config import resolve_preset
     from engine.train.run import train_world
 
     root = tmp_path_factory.mktemp("world")
     out = root / "tiny.safetensors"
-    train_world(tiny_dataset, "tiny", out, steps=40, tokenizer_steps=40, run_dir=root / "run", threads=1, progress=False,
-                overrides={"eval_every": 40, "checkpoint_every": 1000}, command="tests")
+    preset = resolve_preset("tiny", steps=40, tokenizer_steps=40, eval_every=40, checkpoint_every=1000)
+    train_world(tiny_dataset, preset, out, run_dir=root / "run", threads=1, progress=False, command="tests")
     return out
 
 

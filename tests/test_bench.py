@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from engine.bench import metrics as M
+from engine.bench.consistency import QUICK, Scenes, action_following, autoregressive, eval_seeds, loop_closure, stability, teacher_forced
 from engine.bench.plausibility import FrameBank, real_bank
-from engine.bench.consistency import (QUICK, Scenes, action_following, autoregressive, eval_seeds, loop_closure, stability,
-                                      teacher_forced)
 from scenes import make_scene
 
 
@@ -178,3 +177,18 @@ def test_training_throughput_bench(tmp_path, cli):
     line = json.loads(proc.stdout.strip().splitlines()[-1])
     assert line["tokenizer_frames_per_s"] > 0 and line["dynamics_frames_per_s"] > 0
     assert "cpu" in line["device"] and (tmp_path / "t" / "report.md").exists()
+
+
+def test_bench_train_times_the_step_that_training_runs(tmp_path, monkeypatch):
+    """Not a re-implementation: the timed step is fit.py's train_step on the phases `skyloop train` fits."""
+    import engine.train.fit as fit
+    from engine.bench.train_speed import bench_train
+
+    seen = []
+    real_step = fit.train_step
+    monkeypatch.setattr(fit, "train_step", lambda phase, *a: seen.append(type(phase).__name__) or real_step(phase, *a))
+    report = bench_train("tiny", size=(32, 32), keys=3, steps=2, warmup=1, threads=1, settings=["dynamics.rollout_p=0.5", "train.ema=0.9"],
+                         out=tmp_path / "bench")
+    assert seen == ["TokenizerPhase"] * 3 + ["DynamicsPhase"] * 3
+    assert report["results"]["dynamics"]["self_forcing"] == 0.5 and report["results"]["dynamics"]["frames_per_s"] > 0
+    assert "train_step" in (tmp_path / "bench" / "report.md").read_text()

@@ -9,6 +9,7 @@ from engine.dynamics.model import Dynamics, DynamicsConfig
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
 from engine.dynamics.self_forcing import own_rollout_context
+from engine.train.config import resolve_preset
 from engine.train.run import train_world
 from engine.world.bundle import load_bundle, read_spec
 
@@ -60,13 +61,36 @@ def test_training_inputs_take_the_given_context_and_keep_real_targets():
     assert pred.shape == inputs["target_clean"].shape
 
 
+def test_the_training_loss_draws_its_noise_from_the_generator_it_is_given():
+    model, tokens, keys = _model_and_windows()
+    losses = [model.training_loss(tokens, keys, torch.Generator().manual_seed(seed)) for seed in (5, 5, 6)]
+    assert losses[0] == losses[1] and losses[0] != losses[2]
+    torch.manual_seed(3)
+    default = model.training_loss(tokens, keys)  # no generator: torch's global one, as before
+    assert default == model.training_loss(tokens, keys, torch.Generator().manual_seed(3))
+
+
+def test_self_forcing_rolls_out_the_first_share_of_the_windows():
+    from engine.dynamics.self_forcing import SelfForcing
+
+    model, tokens, keys = _model_and_windows(b=4)
+    model.cfg.rollout_p = 0.5
+    context = SelfForcing(model.cfg, SamplerConfig(steps=1), np.random.default_rng(0)).context(model, tokens, keys)
+    assert context.shape == (4, 4, 4, 8)
+    assert torch.equal(context[2:], tokens[2:, :4])  # the rest keep their real context
+    assert torch.equal(context[:2, 0], tokens[:2, 0])  # at least the first frame stays real
+    model.cfg.rollout_p = 0.0
+    assert SelfForcing(model.cfg, SamplerConfig(), np.random.default_rng(0)).context(model, tokens, keys) is None
+
+
 def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world, tmp_path):
     """--init-from starts from the world's dynamics; self forcing trains; the CPU budget stops the run early; compute adds up."""
     out = tmp_path / "more.safetensors"
     before = read_spec(tiny_world).training
     # Zero learning rate: the continued world must come out with the very weights it started from.
-    train_world(tiny_dataset, "tiny", out, steps=3, run_dir=tmp_path / "same", threads=1, progress=False, init_from=tiny_world,
-                settings=["dynamics.rollout_p=0.5", "dynamics.rollout_frames=2", "train.dynamics_lr=0", "train.ema=0", "train.eval_every=1000"])
+    preset = resolve_preset("tiny", ["dynamics.rollout_p=0.5", "dynamics.rollout_frames=2", "train.dynamics_lr=0", "train.ema=0",
+                                     "train.eval_every=1000"], steps=3)
+    train_world(tiny_dataset, preset, out, run_dir=tmp_path / "same", threads=1, progress=False, init_from=tiny_world)
     a, b = load_bundle(tiny_world).dynamics.state_dict(), load_bundle(out).dynamics.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     spec = read_spec(out)
@@ -77,8 +101,8 @@ def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world,
     assert spec.sampler == read_spec(tiny_world).sampler, "a continued world keeps its sampler"
     # A budget of 0.05 CPU-minutes (3 s) ends a 100000-step run after a handful of steps, with a world written.
     out2 = tmp_path / "budget.safetensors"
-    train_world(tiny_dataset, "tiny", out2, steps=100000, run_dir=tmp_path / "budget", threads=1, progress=False, init_from=tiny_world,
-                settings=["dynamics.rollout_p=0.5", "train.cpu_minutes=0.05", "train.eval_every=100000"])
+    preset = resolve_preset("tiny", ["dynamics.rollout_p=0.5", "train.cpu_minutes=0.05", "train.eval_every=100000"], steps=100000)
+    train_world(tiny_dataset, preset, out2, run_dir=tmp_path / "budget", threads=1, progress=False, init_from=tiny_world)
     training = read_spec(out2).training
     assert 0 < training["dynamics_steps"] < 100000
     assert training["dynamics_cpu_seconds"] >= 3.0

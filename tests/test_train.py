@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
+from engine.train.config import resolve_preset
 from engine.train.run import train_world
 from engine.types import SkyloopError
 from tests.conftest import ROOT
@@ -30,8 +31,8 @@ def test_tiny_learns_the_maze_beyond_repeating_the_last_frame(tmp_path):
 
     data = collect(tmp_path / "maze", functools.partial(make_scene, "maze", size=(32, 32)), make_policy, episodes=12, steps=64,
                    seed=0, progress=False)
-    train_world(data.root, "tiny", tmp_path / "w.safetensors", steps=600, tokenizer_steps=300, run_dir=tmp_path / "run",
-                threads=2, progress=False, overrides={"eval_every": 600})
+    train_world(data.root, resolve_preset("tiny", steps=600, tokenizer_steps=300, eval_every=600), tmp_path / "w.safetensors",
+                run_dir=tmp_path / "run", threads=2, progress=False)
     e = _eval(tmp_path / "run")
     assert e["psnr_1step"] >= e["psnr_repeat_last"] + 0.75, e
     assert e["psnr_1step"] >= 23.0, e
@@ -44,13 +45,15 @@ def _train_cmd(data, out, run_dir, *extra):
             "--eval-every", "1000", "--threads", "1", "--no-progress", *extra]
 
 
-def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("recipe", [[], ["--set", "dynamics.rollout_p=0.5"]], ids=["teacher-forcing", "self-forcing"])
+def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, tmp_path, recipe):
+    """Self forcing too: its own random draws are part of the checkpoint."""
     from safetensors.numpy import load_file
 
-    ref = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "ref.safetensors", tmp_path / "ref"), cwd=ROOT, capture_output=True, text=True)
+    ref = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "ref.safetensors", tmp_path / "ref", *recipe), cwd=ROOT, capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir), cwd=ROOT,
+    proc = subprocess.Popen(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, *recipe), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     killed_at = None
@@ -67,7 +70,7 @@ def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, 
     proc.wait()
     assert killed_at is not None, "the run finished before it could be killed"
     assert not (tmp_path / "w.safetensors").exists()
-    again = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, "--resume"), cwd=ROOT, capture_output=True, text=True)
+    again = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, *recipe, "--resume"), cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "dynamics: resuming at step" in again.stdout
     a, b = load_file(str(tmp_path / "ref.safetensors")), load_file(str(tmp_path / "w.safetensors"))
@@ -80,7 +83,7 @@ def test_without_resume_an_existing_run_is_not_overwritten(tiny_dataset, tmp_pat
     run_dir.mkdir()
     (run_dir / "checkpoint.safetensors").write_bytes(b"x")
     with pytest.raises(SkyloopError, match="--resume"):
-        train_world(tiny_dataset, "tiny", tmp_path / "w.safetensors", run_dir=run_dir, progress=False)
+        train_world(tiny_dataset, resolve_preset("tiny"), tmp_path / "w.safetensors", run_dir=run_dir, progress=False)
 
 
 def test_resume_with_other_data_is_refused(tiny_dataset, tmp_path):
@@ -91,14 +94,14 @@ def test_resume_with_other_data_is_refused(tiny_dataset, tmp_path):
     from scenes.explore import make_policy
 
     run_dir = tmp_path / "run"
-    train_world(tiny_dataset, "tiny", tmp_path / "w.safetensors", steps=10, tokenizer_steps=10, run_dir=run_dir, threads=1,
-                progress=False, overrides={"checkpoint_every": 5, "eval_every": 1000})
+    train_world(tiny_dataset, resolve_preset("tiny", steps=10, tokenizer_steps=10, checkpoint_every=5, eval_every=1000),
+                tmp_path / "w.safetensors", run_dir=run_dir, threads=1, progress=False)
     other = collect(tmp_path / "bounce", functools.partial(make_scene, "bounce", size=(32, 32)), make_policy, episodes=2, steps=20, progress=False)
     with pytest.raises(SkyloopError, match="keys"):
-        train_world(other.root, "tiny", tmp_path / "w2.safetensors", run_dir=run_dir, resume=True, threads=1, progress=False)
+        train_world(other.root, resolve_preset("tiny"), tmp_path / "w2.safetensors", run_dir=run_dir, resume=True, threads=1, progress=False)
     big = collect(tmp_path / "big", functools.partial(make_scene, "overworld", size=(64, 64)), make_policy, episodes=2, steps=20, progress=False)
     with pytest.raises(SkyloopError, match="32x32"):
-        train_world(big.root, "tiny", tmp_path / "w3.safetensors", run_dir=run_dir, resume=True, threads=1, progress=False)
+        train_world(big.root, resolve_preset("tiny"), tmp_path / "w3.safetensors", run_dir=run_dir, resume=True, threads=1, progress=False)
 
 
 def test_frame_size_that_does_not_divide_is_a_clear_error(tmp_path):
@@ -108,7 +111,7 @@ def test_frame_size_that_does_not_divide_is_a_clear_error(tmp_path):
 
     odd = collect(tmp_path / "odd", functools.partial(make_scene, "bounce", size=(36, 36)), make_policy, episodes=2, steps=10, progress=False)
     with pytest.raises(SkyloopError, match="divide"):
-        train_world(odd.root, "tiny", tmp_path / "w.safetensors", run_dir=tmp_path / "run", progress=False)
+        train_world(odd.root, resolve_preset("tiny"), tmp_path / "w.safetensors", run_dir=tmp_path / "run", progress=False)
 
 
 def test_ddp_on_gloo_with_two_processes(tiny_dataset, tmp_path):
@@ -146,8 +149,8 @@ def test_new_dynamics_on_an_existing_tokenizer(tiny_world, tiny_dataset, tmp_pat
     src = tiny_world if source == "world" else tiny_world.parent / "run" / "checkpoint.safetensors"
     assert src.exists()
     out = tmp_path / "w.safetensors"
-    train_world(tiny_dataset, "tiny", out, steps=5, run_dir=tmp_path / "run", threads=1, progress=False,
-                overrides={"eval_every": 5, "checkpoint_every": 1000}, command="tests", tokenizer_from=src)
+    train_world(tiny_dataset, resolve_preset("tiny", steps=5, eval_every=5, checkpoint_every=1000), out, run_dir=tmp_path / "run",
+                threads=1, progress=False, command="tests", tokenizer_from=src)
     _, reused = load_tokenizer(out)
     _, original = load_tokenizer(tiny_world)
     a, b = reused.state_dict(), original.state_dict()

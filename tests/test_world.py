@@ -222,3 +222,37 @@ def test_compiled_world_matches_eager(tiny_world):
         world.reset(None, seed=6)
         out.append(np.stack([world.step_unit(k) for k in keys]))
     assert np.abs(out[0] - out[1]).max() <= 1e-3
+
+
+def test_the_backends_and_steppers_declare_the_same_interface():
+    """Twins side by side: torch and ONNX Runtime implement every member of Backend and Stepper."""
+    from engine.dynamics.cache import TorchStepper
+    from engine.dynamics.stepper import Stepper
+    from engine.world.backend import Backend
+    from engine.world.onnx_backend import OnnxBackend, OnnxStepper
+    from engine.world.torch_backend import TorchBackend
+
+    def members(protocol):
+        return {m for m in vars(protocol) if not m.startswith("_")} | set(getattr(protocol, "__annotations__", {}))
+
+    for cls in (TorchBackend, OnnxBackend):
+        assert members(Backend) <= set(dir(cls)) | {"name"}, cls
+    for cls in (TorchStepper, OnnxStepper):
+        assert members(Stepper) <= set(dir(cls)), cls
+
+
+def test_a_torch_world_runs_through_the_declared_interfaces(tiny_world):
+    from engine.dynamics.stepper import Stepper
+    from engine.world.backend import Backend
+
+    world = World.load(tiny_world)
+    assert isinstance(world.backend, Backend) and isinstance(world.backend.stepper(1), Stepper)
+
+
+def test_a_world_describes_itself_for_skyloop_info():
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "world_v1.safetensors"
+    text = read_spec(path).describe(str(path), path.stat().st_size)
+    assert text.startswith(f"{path} (0.4 MiB): a world of scene overworld")
+    assert "keys: up [up/w], down [down/s]" in text and "trained: preset tiny, 60 tokenizer + 60 dynamics steps" in text

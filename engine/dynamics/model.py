@@ -263,35 +263,53 @@ class Dynamics(nn.Module):
         return self.forward_frames(tokens, sigma, frame_keys, all_times, role, mask)[:, w:]
 
     # ---- the training recipe -------------------------------------------------
-    def training_inputs(self, window_tokens: torch.Tensor, window_keys: torch.Tensor, context_clean: torch.Tensor | None = None) -> dict:
+    def training_inputs(self, window_tokens: torch.Tensor, window_keys: torch.Tensor, context_clean: torch.Tensor | None = None,
+                        generator: torch.Generator | None = None) -> dict:
         """Noised two-stream inputs of `forward` for windows of W + 1 real frames, and the clean targets.
 
         window_tokens [B, W+1, N, D], window_keys [B, W+1, K]; context_clean [B, W, N, D] replaces the clean
         context copies (frames 0..W-1), e.g. with frames the model generated itself (self forcing).
+        Noise comes from `generator` (default: torch's global generator).
         Returns the keyword arguments of `forward` plus "target_clean" [B, W, N, D].
         """
         cfg = self.cfg
         b, dev = window_tokens.shape[0], window_tokens.device
         w = window_tokens.shape[1] - 1
+        g = generator
+
+        def uniform(*shape):
+            return torch.rand(*shape, device=dev, generator=g)
+
+        def normal_like(x):
+            return torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=g)
+
         context = window_tokens[:, :w] if context_clean is None else context_clean
-        ctx_sigma = torch.rand(b, w, device=dev) * cfg.max_context_noise
-        tgt_sigma = torch.where(torch.rand(b, w, device=dev) < cfg.p_full_noise, torch.ones(b, w, device=dev), torch.rand(b, w, device=dev))
-        noisy_context = context + ctx_sigma[..., None, None] * torch.randn_like(context)  # additive: an unbiased base
+        ctx_sigma = uniform(b, w) * cfg.max_context_noise
+        tgt_sigma = torch.where(uniform(b, w) < cfg.p_full_noise, torch.ones(b, w, device=dev), uniform(b, w))
+        noisy_context = context + ctx_sigma[..., None, None] * normal_like(context)  # additive: an unbiased base
         target_clean = window_tokens[:, 1:]
-        noise = torch.randn_like(target_clean)
+        noise = normal_like(target_clean)
         target = (1 - tgt_sigma[..., None, None]) * target_clean + tgt_sigma[..., None, None] * noise  # flow-matching interpolation
         # Some windows see only their last few context frames: there the keys, not the motion so far, tell what comes next.
-        short = torch.rand(b, device=dev) < cfg.short_context_p
-        visible = torch.where(short, torch.randint(1, cfg.short_context_max + 1, (b,), device=dev), torch.full((b,), w, device=dev))
+        short = uniform(b) < cfg.short_context_p
+        visible = torch.where(short, torch.randint(1, cfg.short_context_max + 1, (b,), device=dev, generator=g), torch.full((b,), w, device=dev))
         return {
             "context_tokens": noisy_context,
             "context_sigma": ctx_sigma, "target_tokens": target, "target_sigma": tgt_sigma, "keys": window_keys,
             "visible": visible, "target_clean": target_clean,
         }
 
-    @staticmethod
-    def loss(predicted_clean: torch.Tensor, target_clean: torch.Tensor) -> torch.Tensor:
-        """x0-prediction MSE over every target token (float32 whatever the autocast)."""
+    def training_loss(self, window_tokens: torch.Tensor, window_keys: torch.Tensor, generator: torch.Generator | None = None, *,
+                      context_clean: torch.Tensor | None = None, forward=None) -> torch.Tensor:
+        """The training objective on windows of W + 1 frames: noise them (`training_inputs`), predict the clean
+        targets, x0-prediction MSE over every target token (float32 whatever the autocast).
+
+        context_clean: own-rollout context (self forcing, see self_forcing.py); forward: the module to run,
+        a DDP or compiled wrapper of this one (default: this one).
+        """
+        inputs = self.training_inputs(window_tokens, window_keys, context_clean, generator)
+        target_clean = inputs.pop("target_clean")
+        predicted_clean = (forward or self)(**inputs)
         return (predicted_clean.float() - target_clean).pow(2).mean()
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:

@@ -1,6 +1,6 @@
 """Autoregressive generation over latent tokens: the sampler driving a one-frame stepper.
 
-A stepper (torch or ONNX Runtime) owns the KV cache and offers
+A stepper (`stepper.Stepper`: torch or ONNX Runtime) owns the KV cache and offers
 `denoise(tokens, sigma, keys, time) -> clean tokens` and
 `commit(tokens, sigma, keys, time)`. This class knows tokens only: pixels are
 converted at the edges, by the world session.
@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from engine.dynamics.sampler import FlowSampler
+from engine.dynamics.stepper import Stepper
 
 
 class Rollout:
-    def __init__(self, stepper, sampler: FlowSampler, tokens_shape: tuple[int, int, int], num_keys: int):
+    def __init__(self, stepper: Stepper, sampler: FlowSampler, tokens_shape: tuple[int, int, int], num_keys: int):
         self.stepper = stepper
         self.sampler = sampler
         self.shape = tokens_shape  # (B, N, D)

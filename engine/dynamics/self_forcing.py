@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from engine.dynamics.cache import TorchStepper
-from engine.dynamics.model import Dynamics
+from engine.dynamics.model import Dynamics, DynamicsConfig
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
 
@@ -46,3 +46,25 @@ def own_rollout_context(dynamics: Dynamics, window_tokens: torch.Tensor, window_
     context = window_tokens[:, :w].clone()
     context[:, real:] = torch.from_numpy(made).to(context)
     return context
+
+
+class SelfForcing:
+    """Which windows of a batch get own-rollout context, and how many frames (`rollout_p`, `rollout_frames`).
+
+    The first round(B * rollout_p) windows of each batch; 1..rollout_frames generated frames, drawn per step.
+    Its random generator is part of the training state (checkpointed), so a resumed run draws what an unbroken one would.
+    """
+
+    def __init__(self, cfg: DynamicsConfig, sampler: SamplerConfig, rng: np.random.Generator):
+        self.cfg, self.sampler, self.rng = cfg, sampler, rng
+
+    def context(self, dynamics: Dynamics, window_tokens: torch.Tensor, window_keys: torch.Tensor) -> torch.Tensor | None:
+        """Clean context copies [B, W, N, D] for windows [B, W+1, N, D], or None when no window of this batch is rolled out."""
+        b, w = window_tokens.shape[0], window_tokens.shape[1] - 1
+        n_roll = int(round(b * self.cfg.rollout_p))
+        if n_roll == 0:
+            return None
+        generated = int(self.rng.integers(1, min(self.cfg.rollout_frames, w - 1) + 1))
+        own = own_rollout_context(dynamics, window_tokens[:n_roll], window_keys[:n_roll], generated, self.sampler,
+                                  seed=int(self.rng.integers(2**31)))
+        return torch.cat([own, window_tokens[n_roll:, :w]])

@@ -71,7 +71,7 @@ def read_action_log(path: str | os.PathLike) -> tuple[dict, list[dict]]:
         except json.JSONDecodeError:
             if n == len(lines):  # torn last line of a killed run
                 break
-            raise SkyloopError(f"{path}: line {n} is not JSON")
+            raise SkyloopError(f"{path}: line {n} is not JSON") from None
         if "tick" in obj:
             ticks.append(obj)
     return header, ticks

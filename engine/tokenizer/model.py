@@ -168,6 +168,13 @@ class Tokenizer(nn.Module):
             grid = grid + self.cfg.latent_noise * grid.detach().std() * torch.randn_like(grid)
         return self.decode_grid(grid)
 
+    def loss(self, frames_uint8: torch.Tensor, forward=None) -> torch.Tensor:
+        """The training objective: reconstruction MSE + 0.1 L1 in [0, 1] (weight-free, no pretrained network),
+        through the noisy latent of `forward`. forward: the module to run, a DDP wrapper of this one (default: this one)."""
+        recon = (forward or self)(frames_uint8).float()
+        target = frames_to_unit(frames_uint8)
+        return (recon - target).pow(2).mean() + 0.1 * (recon - target).abs().mean()
+
     @torch.no_grad()
     def fit_latent_stats(self, frames_uint8: torch.Tensor, batch: int = 256) -> None:
         """Sets latent_mean / latent_std from a sample of frames."""
@@ -184,10 +191,4 @@ def frames_to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:
 def unit_to_frames(x: torch.Tensor) -> torch.Tensor:
     """float [B, 3, H, W] in [0, 1] -> uint8 [B, H, W, 3], rounded."""
     return rearrange((x.clamp(0, 1) * 255.0).round().to(torch.uint8), "b c h w -> b h w c")
-
-
-def psnr(pred01: torch.Tensor, target01: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of [B, 3, H, W] images in [0, 1]."""
-    mse = (pred01 - target01).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10 * torch.log10(mse)
 

@@ -7,13 +7,65 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from engine.files import fsync_file, temporary_sibling
+from engine.train.config import Preset
 from engine.types import SkyloopError
+
+if TYPE_CHECKING:
+    from engine.train.context import RunContext
+
+PHASES = ("tokenizer", "dynamics", "done")  # what a checkpoint's `phase` may say, in run order
+
+
+@dataclass
+class Checkpoint:
+    """One training checkpoint: where the run was, what it was training, and its tensors
+    (module weights under `tokenizer.`, `dynamics.`, `ema.`; optimizer state under `opt.`; `rng.torch`)."""
+
+    phase: str  # the phase that wrote it (tokenizer, dynamics), or "done" once the run is over
+    step: int  # optimizer steps of that phase done
+    preset: Preset  # the run's preset: its configs rebuild the models, whatever the code's defaults are now
+    keys: list[str] | None  # the dataset's key names
+    dataset_hash: str | None  # content hash of the dataset's manifest
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # phase state: opt_groups, rng, cpu_seconds
+
+    @classmethod
+    def of(cls, ctx: RunContext, phase: str, step: int, tensors: dict[str, torch.Tensor], **extra) -> "Checkpoint":
+        """A checkpoint of the run in `ctx`, now."""
+        return cls(phase, step, ctx.preset, list(ctx.dataset.keyset.names), ctx.dataset.manifest.content_hash(), tensors, extra)
+
+    def meta(self) -> dict:
+        return {"phase": self.phase, "step": self.step, "preset": self.preset.to_json(), "keys": self.keys, "dataset_hash": self.dataset_hash, **self.extra}
+
+    def module(self, name: str) -> dict[str, torch.Tensor]:
+        """The state dict of one module stored under `name.` (tokenizer, dynamics, ema)."""
+        return module_state(self.tensors, name)
+
+    def past(self, phase: str) -> bool:
+        """Whether the run had finished `phase` when this was written."""
+        return PHASES.index(self.phase) > PHASES.index(phase)
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_checkpoint(path, self.tensors, self.meta())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Checkpoint":
+        tensors, meta = load_checkpoint(path)
+        meta = dict(meta)
+        fixed = {name: meta.pop(name, None) for name in ("phase", "step", "keys", "dataset_hash")}
+        try:
+            preset = Preset.from_json(meta.pop("preset"))
+        except (KeyError, TypeError) as exc:
+            raise SkyloopError(f"{path}: checkpoint's preset cannot be read ({exc}); it is from another version: delete it to start over") from exc
+        return cls(preset=preset, tensors=tensors, extra=meta, **fixed)
 
 
 def flatten_optimizer(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], list]:
@@ -66,10 +118,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise SkyloopError(f"{path}: checkpoint cannot be read ({exc}); delete it to start over") from exc
 
 
-def rng_state(np_rng: np.random.Generator) -> tuple[dict[str, torch.Tensor], dict]:
-    return {"rng.torch": torch.get_rng_state()}, {"numpy": np_rng.bit_generator.state}
+def rng_state(rngs: dict[str, np.random.Generator]) -> tuple[dict[str, torch.Tensor], dict]:
+    """torch's global generator (a tensor) and named numpy generators (JSON)."""
+    return {"rng.torch": torch.get_rng_state()}, {name: rng.bit_generator.state for name, rng in rngs.items()}
 
 
-def restore_rng(tensors: dict[str, torch.Tensor], meta: dict, np_rng: np.random.Generator) -> None:
+def restore_rng(tensors: dict[str, torch.Tensor], meta: dict, rngs: dict[str, np.random.Generator]) -> None:
+    """The reverse of rng_state. A generator the checkpoint lacks (one written before it existed) keeps its seed."""
     torch.set_rng_state(tensors["rng.torch"])
-    np_rng.bit_generator.state = meta["numpy"]
+    for name, rng in rngs.items():
+        if name in meta:
+            rng.bit_generator.state = meta[name]

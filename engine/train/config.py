@@ -55,6 +55,18 @@ class Preset:
         dyn = replace(self.dynamics, token_dim=tok.token_dim, token_grid=tok.token_grid, num_keys=num_keys)
         return replace(self, tokenizer=tok, dynamics=dyn)
 
+    def to_json(self) -> dict:
+        """The preset as stored in checkpoints (`about` is help text and stays out)."""
+        return {"name": self.name, "tokenizer": self.tokenizer.to_json(), "dynamics": self.dynamics.to_json(),
+                "sampler": self.sampler.to_json(), "train": self.train.to_json()}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Preset":
+        """The preset a checkpoint stored: its configs rebuild its models, whatever the code's defaults are now."""
+        about = PRESETS[obj["name"]].about if obj["name"] in PRESETS else ""
+        return cls(obj["name"], about, TokenizerConfig.from_json(obj["tokenizer"]), DynamicsConfig.from_json(obj["dynamics"]),
+                   SamplerConfig.from_json(obj["sampler"]), TrainConfig.from_json(obj["train"]))
+
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
@@ -116,3 +128,26 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise SkyloopError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+SHORTHANDS = {  # command-line flags of `skyloop train` that stand for --set assignments (applied after the --set ones)
+    "steps": ("train.dynamics_steps",),
+    "tokenizer_steps": ("train.tokenizer_steps",),
+    "batch": ("train.tokenizer_batch", "train.dynamics_batch"),
+    "lr": ("train.dynamics_lr",),
+    "eval_every": ("train.eval_every",),
+    "checkpoint_every": ("train.checkpoint_every",),
+}
+
+
+def shorthand_settings(**flags) -> list[str]:
+    """The --set assignments that flags such as steps=600, batch=16 stand for (flags that are None are left out)."""
+    unknown = set(flags) - set(SHORTHANDS)
+    if unknown:
+        raise TypeError(f"no shorthand flag {sorted(unknown)}; shorthands: {', '.join(SHORTHANDS)}")
+    return [f"{field}={value}" for flag, value in flags.items() if value is not None for field in SHORTHANDS[flag]]
+
+
+def resolve_preset(name: str, settings: list[str] | tuple[str, ...] = (), **shorthands) -> Preset:
+    """The one way into a run's configuration: a named preset, then --set assignments, then shorthand flags."""
+    return apply_overrides(get_preset(name), list(settings) + shorthand_settings(**shorthands))

@@ -1,4 +1,5 @@
-"""Evaluation during training: held-out 1-step and autoregressive PSNR, and a PNG strip.
+"""Evaluation during training: the tokenizer's held-out reconstruction PSNR; the dynamics' held-out
+1-step and autoregressive PSNR, and a PNG strip.
 
 Uses the same cached rollout the world session uses, so what it reports is
 what a player would get from the world file at that step.
@@ -8,16 +9,24 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from engine.bench.metrics import psnr
 from engine.dynamics.cache import TorchStepper
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
 from engine.tokenizer.model import Tokenizer, unit_to_frames
 
 
-def pixel_psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """PSNR in dB of uint8 frames [..., H, W, 3], one value per frame (capped at 60 dB)."""
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(*a.shape[:-3], -1).mean(-1) / 255.0**2
-    return np.minimum(60.0, -10 * np.log10(np.maximum(mse, 1e-12)))
+@torch.no_grad()
+def tokenizer_psnr(tokenizer: Tokenizer, frames: np.ndarray, device, batch: int = 128) -> float:
+    """Mean reconstruction PSNR (dB) through the standardised token path, as the world uses it: frames decoded to
+    uint8 and scored by the benchmarks' own `psnr`, so this is the tokenizer ceiling a benchmark reports."""
+    tokenizer.eval()
+    scores = []
+    for i in range(0, len(frames), batch):
+        x = torch.from_numpy(frames[i:i + batch]).to(device)
+        scores.append(psnr(unit_to_frames(tokenizer.decode(tokenizer.encode(x))).cpu().numpy(), frames[i:i + batch]))
+    tokenizer.train()
+    return float(np.concatenate(scores).mean())
 
 
 @torch.no_grad()
@@ -51,9 +60,9 @@ def evaluate_dynamics(model, tokenizer: Tokenizer, ctx, hold_tokens: list[np.nda
     recon = decode(tokenizer, toks[:, ctx_len], device)
     metrics = {
         "step": step,
-        "psnr_1step": float(pixel_psnr(pred, real).mean()),
-        "psnr_tokenizer": float(pixel_psnr(recon, real).mean()),
-        "psnr_repeat_last": float(pixel_psnr(np.stack([episodes[e][1][s + ctx_len - 1] for e, s in picks]), real).mean()),
+        "psnr_1step": float(psnr(pred, real).mean()),
+        "psnr_tokenizer": float(psnr(recon, real).mean()),
+        "psnr_repeat_last": float(psnr(np.stack([episodes[e][1][s + ctx_len - 1] for e, s in picks]), real).mean()),
     }
     # Autoregressive: start from one real frame, follow the episode's keys.
     starts = [(i % len(episodes)) for i in range(ar_starts)]
@@ -65,7 +74,7 @@ def evaluate_dynamics(model, tokenizer: Tokenizer, ctx, hold_tokens: list[np.nda
         generated.append(decode(tokenizer, ar.step(np.stack([episodes[e][2][t] for e in starts]).astype(np.float32)), device))
     generated = np.stack(generated, 1)  # [S, n, H, W, 3]
     truth = np.stack([episodes[e][1][1:n + 1] for e in starts])
-    curve = pixel_psnr(generated, truth).mean(0)
+    curve = psnr(generated, truth).mean(0)
     metrics["psnr_ar"] = {str(k): float(curve[k - 1]) for k in (1, 4, 8, 16, 32) if k <= n}
     # Strip: real row, autoregressive row (first start), teacher-forced predictions vs their truth.
     cols = min(16, n)

@@ -1,4 +1,4 @@
-"""`skyloop train`: tokenizer, then dynamics, then one world bundle.
+"""`skyloop train`: a run is a list of phases (tokenizer, then dynamics) fitted in turn by fit.py, then one world file.
 
 Runs unchanged single-process or under `torchrun --nproc_per_node=N` (DDP).
 Everything a run makes lives in its run folder: `checkpoint.safetensors`
@@ -9,92 +9,31 @@ last checkpoint.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from engine.data.dataset import Dataset
-from engine.train.checkpoint import load_checkpoint
-from engine.train.config import Preset, TrainConfig, apply_overrides, get_preset
+from engine.train.checkpoint import Checkpoint
+from engine.train.config import Preset
+from engine.train.context import RunContext
 from engine.train.distributed import Dist
+from engine.train.dynamics_phase import DynamicsPhase
+from engine.train.fit import fit
+from engine.train.tokenizer_phase import TokenizerPhase
 from engine.types import SkyloopError
 
-
-@dataclass
-class RunContext:
-    dist: Dist
-    preset: Preset  # fitted to the dataset
-    run_dir: Path
-    dataset: Dataset
-    train_episodes: list[tuple[np.ndarray, np.ndarray]]  # (frames, keys)
-    holdout_episodes: list[tuple[np.ndarray, np.ndarray]]
-    out: Path
-    progress: bool = True
-    command: str = ""
-    started: float = field(default_factory=time.time)
-    tokenizer_psnr: float | None = None  # held-out reconstruction PSNR once the tokenizer is trained
-    precision: str = "auto"  # auto (bf16 on CUDA and AMX CPUs), bf16 or fp32
-    compile: bool = False  # torch.compile the training forward passes (slow start, faster steps)
-    tokenizer_from: Path | None = None  # take the tokenizer of this world file instead of training one
-    init_from: Path | None = None  # start the dynamics from this world file's weights (fresh optimizer)
-    cpu_seconds: float = 0.0  # process CPU time the dynamics phase used (all runs of it, resumes included)
-
-    def autocast(self):
-        return autocast(self.dist.device, self.precision)
-
-    @property
-    def cfg(self) -> TrainConfig:
-        return self.preset.train
-
-    def log(self, record: dict) -> None:
-        if not self.dist.main:
-            return
-        record = {"time": round(time.time() - self.started, 2), **record}
-        with open(self.run_dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def say(self, text: str) -> None:
-        if self.dist.main:
-            print(text, flush=True)
+PHASES = (TokenizerPhase, DynamicsPhase)  # a run, in order: each phase is made from the context and the previous phase's result
 
 
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast on CUDA, and on CPUs with AMX matrix units (measured 2.6x faster than fp32 there);
-    fp32 elsewhere (bf16 without AMX is ~3x slower)."""
-    from contextlib import nullcontext
-
-    if precision == "fp32":
-        return nullcontext()
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    if precision == "bf16" or amx:
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def lr_at_progress(step: int, progress: float, peak: float, warmup: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to 10% of the peak as progress goes 0 -> 1
-    (progress: share of the steps, or of a CPU-time budget, already used)."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, max(0.0, progress))
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+def fit_phases(ctx: RunContext, checkpoint: Checkpoint | None):
+    """Fits every phase of the run in turn (resuming the one the checkpoint was in); returns the last one's result."""
+    result = None
+    for make_phase in PHASES:
+        result = fit(ctx, make_phase(ctx, result), checkpoint)
+    return result
 
 
 def split_episodes(dataset: Dataset, holdout: float, say, limit: int | None = None) -> tuple[list, list]:
@@ -126,32 +65,28 @@ def continued_preset(preset: Preset, world: Path) -> Preset:
     return replace(preset, tokenizer=spec.tokenizer, dynamics=replace(preset.dynamics, **shape), sampler=spec.sampler)
 
 
-def check_compatible(meta: dict, preset: Preset, dataset: Dataset, where: Path) -> None:
+def check_compatible(checkpoint: Checkpoint, preset: Preset, dataset: Dataset, where: Path) -> None:
     """A resumed checkpoint must belong to the same preset and kind of data."""
-    ck = meta["preset"]
-    if ck["name"] != preset.name:
-        raise SkyloopError(f"{where}: checkpoint is from preset {ck['name']!r}, not {preset.name!r}; use --preset {ck['name']} or a new --run-dir")
-    size = tuple(ck["tokenizer"]["frame_size"])
+    ck = checkpoint.preset
+    if ck.name != preset.name:
+        raise SkyloopError(f"{where}: checkpoint is from preset {ck.name!r}, not {preset.name!r}; use --preset {ck.name} or a new --run-dir")
+    size = tuple(ck.tokenizer.frame_size)
     if size != tuple(dataset.frame_size):
         raise SkyloopError(f"{where}: checkpoint was trained on {size[0]}x{size[1]} frames, this dataset has {dataset.frame_size[0]}x{dataset.frame_size[1]}")
-    keys = meta.get("keys")
+    keys = checkpoint.keys
     if keys is not None and list(keys) != list(dataset.keyset.names):
         raise SkyloopError(f"{where}: checkpoint's keys {keys} differ from this dataset's {list(dataset.keyset.names)}")
 
 
 def train_world(
     data: str | os.PathLike,
-    preset_name: str,
+    preset: Preset,
     out: str | os.PathLike,
     *,
-    steps: int | None = None,
-    tokenizer_steps: int | None = None,
     resume: bool = False,
     run_dir: str | os.PathLike | None = None,
-    batch: int | None = None,
     device: str | None = None,
     threads: int | None = None,
-    overrides: dict | None = None,
     progress: bool = True,
     command: str = "",
     precision: str = "auto",
@@ -159,28 +94,16 @@ def train_world(
     tokenizer_from: str | os.PathLike | None = None,
     init_from: str | os.PathLike | None = None,
     max_episodes: int | None = None,
-    settings: list[str] | None = None,
 ) -> Path | None:
-    """Trains a world and writes the bundle to `out`. Returns its path (on rank 0)."""
+    """Trains a world with `preset` (resolved: `resolve_preset(name, settings)`) and writes it to `out`.
+    Returns its path (on rank 0)."""
     from dataclasses import replace
-
-    from engine.train.dynamics_phase import train_dynamics
-    from engine.train.tokenizer_phase import train_tokenizer
 
     dist = Dist(device=device, threads=threads)
     try:
         dataset = Dataset.open(data)
-        preset = apply_overrides(get_preset(preset_name), settings or [])
         train_cfg = preset.train
-        if steps is not None:
-            train_cfg = replace(train_cfg, dynamics_steps=int(steps))
-        if tokenizer_steps is not None:
-            train_cfg = replace(train_cfg, tokenizer_steps=int(tokenizer_steps))
-        if batch is not None:
-            train_cfg = replace(train_cfg, tokenizer_batch=int(batch), dynamics_batch=int(batch))
-        if overrides:
-            train_cfg = replace(train_cfg, **overrides)
-        preset = replace(preset, train=train_cfg).for_data(dataset.frame_size, len(dataset.keyset))
+        preset = preset.for_data(dataset.frame_size, len(dataset.keyset))
         if init_from is not None:
             preset = continued_preset(preset, Path(init_from))
             tokenizer_from = tokenizer_from or init_from
@@ -195,16 +118,10 @@ def train_world(
         torch.manual_seed(train_cfg.seed)
         state = None
         if resume and checkpoint.exists():
-            state = load_checkpoint(checkpoint)
-            check_compatible(state[1], preset, dataset, checkpoint)
+            state = Checkpoint.load(checkpoint)
+            check_compatible(state, preset, dataset, checkpoint)
             # The checkpoint's own configs rebuild its models, whatever the code's defaults are now.
-            from engine.dynamics.model import DynamicsConfig
-            from engine.dynamics.sampler import SamplerConfig
-            from engine.tokenizer.model import TokenizerConfig
-
-            saved = state[1]["preset"]
-            preset = replace(preset, tokenizer=TokenizerConfig.from_json(saved["tokenizer"]),
-                             dynamics=DynamicsConfig.from_json(saved["dynamics"]), sampler=SamplerConfig.from_json(saved["sampler"]))
+            preset = replace(preset, tokenizer=state.preset.tokenizer, dynamics=state.preset.dynamics, sampler=state.preset.sampler)
         elif resume and dist.main:
             print(f"no checkpoint in {run_dir}: starting a new run")
         ctx = RunContext(dist, preset, run_dir, dataset, *split_episodes(dataset, train_cfg.holdout, print if dist.main else lambda s: None, max_episodes),
@@ -218,8 +135,7 @@ def train_world(
                 f"{len(ctx.train_episodes)} episodes / {n_train} frames for training, {len(ctx.holdout_episodes)} held out) "
                 f"on {dist.device}{f' x{dist.world} ranks' if dist.world > 1 else ''}, {mode}; run folder {run_dir}")
         try:
-            tokenizer, state = train_tokenizer(ctx, state)
-            path = train_dynamics(ctx, tokenizer, state)
+            path = fit_phases(ctx, state)
         except torch.cuda.OutOfMemoryError as exc:
             raise SkyloopError(f"out of GPU memory ({str(exc).splitlines()[0]}); try a smaller batch, e.g. --batch {max(1, train_cfg.dynamics_batch // 2)}") from exc
         return path

@@ -1,61 +1,116 @@
-"""Phase 1: the tokenizer learns to reconstruct frames (MSE + a little L1: weight-free losses)."""
+"""Phase 1: the tokenizer learns to reconstruct frames (its loss: `Tokenizer.loss`), then its latents are standardised.
+
+Or it is taken ready-made: from another world or run (--tokenizer-from), or from this run's checkpoint
+when an earlier session finished it.
+"""
 from __future__ import annotations
 
-import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from engine.tokenizer.model import Tokenizer, frames_to_unit, psnr
-from engine.train.checkpoint import flatten_optimizer, load_checkpoint, module_state, restore_optimizer, restore_rng, rng_state, save_checkpoint
-from engine.train.run import RunContext, lr_at
+from engine.tokenizer.model import Tokenizer
+from engine.train.checkpoint import Checkpoint
+from engine.train.context import RunContext, lr_at
+from engine.train.evaluate import tokenizer_psnr
 
 
 def frame_pool(episodes) -> np.ndarray:
     return np.concatenate([f for f, _ in episodes])
 
 
-@torch.no_grad()
-def tokenizer_psnr(tokenizer: Tokenizer, frames: np.ndarray, device, batch: int = 128) -> float:
-    """Mean reconstruction PSNR (dB) through the standardised token path, as the world uses it."""
-    tokenizer.eval()
-    scores = []
-    for i in range(0, len(frames), batch):
-        x = torch.from_numpy(frames[i:i + batch]).to(device)
-        scores.append(psnr(tokenizer.decode(tokenizer.encode(x)), frames_to_unit(x)).cpu())
-    tokenizer.train()
-    return float(torch.cat(scores).mean())
+class TokenizerPhase:
+    name = "tokenizer"
+    ema = None  # the tokenizer is saved as trained
+    ema_decay = 0.0
+    checkpoint_at_start = False  # nothing before it to protect
 
+    def __init__(self, ctx: RunContext, previous=None):  # the first phase: nothing comes before it
+        self.ctx = ctx
+        self.total = ctx.cfg.tokenizer_steps
 
-def checkpoint_meta(ctx: RunContext, phase: str, step: int, extra: dict | None = None) -> dict:
-    return {
-        "phase": phase,
-        "step": step,
-        "preset": {"name": ctx.preset.name, "tokenizer": ctx.preset.tokenizer.to_json(), "dynamics": ctx.preset.dynamics.to_json(),
-                   "sampler": ctx.preset.sampler.to_json(), "train": ctx.cfg.to_json()},
-        "keys": list(ctx.dataset.keyset.names),
-        "dataset_hash": ctx.dataset.manifest.content_hash(),
-        **(extra or {}),
-    }
+    # ---- a tokenizer that needs no training ------------------------------------
+    def skip(self, checkpoint: Checkpoint | None) -> Tokenizer | None:
+        ctx = self.ctx
+        if ctx.tokenizer_from is not None and (checkpoint is None or not checkpoint.past(self.name)):
+            return reuse_tokenizer(ctx)
+        if checkpoint is None or not checkpoint.past(self.name):
+            return None
+        tokenizer = Tokenizer(ctx.preset.tokenizer).to(ctx.dist.device)
+        tokenizer.load_state_dict(checkpoint.module("tokenizer"))
+        tokenizer.eval()
+        eval_frames = frame_pool(ctx.holdout_episodes)
+        ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], ctx.dist.device)
+        ctx.say(f"tokenizer: done in an earlier run (checkpoint at {checkpoint.phase} step {checkpoint.step}), "
+                f"held-out PSNR {ctx.tokenizer_psnr:.2f} dB")
+        return tokenizer
+
+    # ---- training ------------------------------------------------------------------
+    def build(self, checkpoint: Checkpoint | None) -> None:
+        ctx, cfg, dist = self.ctx, self.ctx.cfg, self.ctx.dist
+        self.tokenizer = self.trained = Tokenizer(ctx.preset.tokenizer).to(dist.device)
+        self.rngs = {"numpy": np.random.default_rng([cfg.seed, dist.rank, 1])}  # batch sampling ("numpy": its name in older checkpoints)
+        self.model = dist.wrap(self.tokenizer)
+        self.optimizer = torch.optim.Adam(self.tokenizer.parameters(), lr=cfg.tokenizer_lr)
+        self.modules = {"tokenizer": self.tokenizer}
+        self.train_frames = frame_pool(ctx.train_episodes)
+        eval_frames = frame_pool(ctx.holdout_episodes)
+        self.eval_frames = eval_frames[np.linspace(0, len(eval_frames) - 1, min(256, len(eval_frames))).astype(int)]
+        self.local = dist.local_batch(cfg.tokenizer_batch)
+        self.frames_per_step = self.local
+
+    def lr(self, step: int) -> float:
+        cfg = self.ctx.cfg
+        return lr_at(step, (step - cfg.warmup) / max(1, self.total - cfg.warmup), cfg.tokenizer_lr, cfg.warmup)
+
+    def loss(self, step: int) -> torch.Tensor:
+        picks = self.rngs["numpy"].integers(0, len(self.train_frames), self.local)
+        batch = torch.from_numpy(self.train_frames[picks]).to(self.ctx.dist.device)
+        with self.ctx.autocast():
+            return self.tokenizer.loss(batch, forward=self.model)
+
+    def evaluate(self, step: int) -> tuple[dict, str]:
+        score = tokenizer_psnr(self.tokenizer, self.eval_frames, self.ctx.dist.device)
+        return {"psnr_heldout": score}, f"tokenizer step {step}: held-out reconstruction PSNR {score:.2f} dB"
+
+    def out_of_budget(self) -> bool:
+        return False  # the CPU budget is the dynamics phase's
+
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        pass
+
+    def finish(self, steps: int, metrics: dict, save) -> Tokenizer:
+        """Standardises the latents with statistics of the training frames (the same sample on every rank)."""
+        ctx, cfg = self.ctx, self.ctx.cfg
+        frames = self.train_frames
+        sample = frames[np.random.default_rng(cfg.seed).choice(len(frames), min(4096, len(frames)), replace=False)]
+        self.tokenizer.eval()
+        self.tokenizer.fit_latent_stats(torch.from_numpy(sample).to(ctx.dist.device))
+        score = tokenizer_psnr(self.tokenizer, self.eval_frames, ctx.dist.device)
+        ctx.say(f"tokenizer: held-out reconstruction PSNR {score:.2f} dB after {steps} steps")
+        ctx.log({"phase": self.name, "step": steps, "eval": {"psnr_heldout_final": score}})
+        ctx.tokenizer_psnr = score
+        return self.tokenizer
 
 
 def _checkpoint_tokenizer(path, device) -> Tokenizer:
     """The trained tokenizer inside a run's checkpoint (one saved after the tokenizer phase)."""
-    from engine.tokenizer.model import TokenizerConfig
     from engine.types import SkyloopError
 
-    tensors, meta = load_checkpoint(path)
-    if meta["phase"] == "tokenizer":
-        raise SkyloopError(f"{path}: this run's tokenizer is still training (step {meta['step']}); resume it, or use a later checkpoint")
-    tokenizer = Tokenizer(TokenizerConfig.from_json(meta["preset"]["tokenizer"]))
-    tokenizer.load_state_dict(module_state(tensors, "tokenizer"))
+    checkpoint = Checkpoint.load(path)
+    if not checkpoint.past("tokenizer"):
+        raise SkyloopError(f"{path}: this run's tokenizer is still training (step {checkpoint.step}); resume it, or use a later checkpoint")
+    tokenizer = Tokenizer(checkpoint.preset.tokenizer)
+    tokenizer.load_state_dict(checkpoint.module("tokenizer"))
     return tokenizer.to(device).eval()
 
 
 def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
     """The tokenizer of another world or run (--tokenizer-from): same frames, no tokenizer phase."""
-    from dataclasses import replace
-
     from safetensors import safe_open
 
     from engine.types import SkyloopError
@@ -77,86 +132,3 @@ def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
     ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], ctx.dist.device)
     ctx.say(f"tokenizer: taken from {ctx.tokenizer_from}, held-out PSNR {ctx.tokenizer_psnr:.2f} dB on this data")
     return tokenizer
-
-
-def train_tokenizer(ctx: RunContext, state):
-    """Returns (trained tokenizer with latent statistics, checkpoint state to hand to the next phase or None)."""
-    cfg, dist = ctx.cfg, ctx.dist
-    if ctx.tokenizer_from is not None and (state is None or state[1]["phase"] == "tokenizer"):
-        return reuse_tokenizer(ctx), None
-    tokenizer = Tokenizer(ctx.preset.tokenizer).to(dist.device)
-    rng = np.random.default_rng([cfg.seed, dist.rank, 1])
-    if state is not None and state[1]["phase"] != "tokenizer":  # already past this phase
-        tensors, meta = state
-        tokenizer.load_state_dict(module_state(tensors, "tokenizer"))
-        tokenizer.eval()
-        eval_frames = frame_pool(ctx.holdout_episodes)
-        ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], dist.device)
-        ctx.say(f"tokenizer: done in an earlier run (checkpoint at {meta['phase']} step {meta['step']}), "
-                f"held-out PSNR {ctx.tokenizer_psnr:.2f} dB")
-        return tokenizer, state
-    model = dist.wrap(tokenizer)
-    opt = torch.optim.Adam(tokenizer.parameters(), lr=cfg.tokenizer_lr)
-    start = 0
-    if state is not None:
-        tensors, meta = state
-        tokenizer.load_state_dict(module_state(tensors, "tokenizer"))
-        restore_optimizer(opt, tensors, "opt", meta["opt_groups"])
-        restore_rng(tensors, meta["rng"], rng)
-        start = meta["step"]
-        ctx.say(f"tokenizer: resuming at step {start}")
-    train_frames = frame_pool(ctx.train_episodes)
-    eval_frames = frame_pool(ctx.holdout_episodes)
-    eval_frames = eval_frames[np.linspace(0, len(eval_frames) - 1, min(256, len(eval_frames))).astype(int)]
-    local = dist.local_batch(cfg.tokenizer_batch)
-    total = cfg.tokenizer_steps
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, initial=start, desc="tokenizer", unit="step", disable=not ctx.progress, mininterval=1.0, dynamic_ncols=True)
-    tick, seen = time.perf_counter(), 0
-
-    def save(step: int) -> None:
-        if not dist.main:
-            return
-        opt_tensors, groups = flatten_optimizer(opt, "opt")
-        rng_t, rng_m = rng_state(rng)
-        tensors = {f"tokenizer.{k}": v for k, v in tokenizer.state_dict().items()} | opt_tensors | rng_t
-        save_checkpoint(ctx.run_dir / "checkpoint.safetensors", tensors, checkpoint_meta(ctx, "tokenizer", step, {"opt_groups": groups, "rng": rng_m}))
-
-    for step in range(start, total):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, total, cfg.tokenizer_lr, cfg.warmup)
-        batch = torch.from_numpy(train_frames[rng.integers(0, len(train_frames), local)]).to(dist.device)
-        target = frames_to_unit(batch)
-        with ctx.autocast():
-            recon = model(batch).float()
-        loss = (recon - target).pow(2).mean() + 0.1 * (recon - target).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tokenizer.parameters(), cfg.grad_clip)
-        opt.step()
-        seen += local * dist.world
-        if (step + 1) % 25 == 0 or step + 1 == total:
-            now = time.perf_counter()
-            rate = seen / (now - tick)
-            tick, seen = now, 0
-            loss_v = dist.mean(loss.item())
-            bar.set_postfix(loss=f"{loss_v:.4f}", frames_s=f"{rate:.0f}")
-            ctx.log({"phase": "tokenizer", "step": step + 1, "loss": loss_v, "lr": opt.param_groups[0]["lr"], "frames_per_s": rate})
-        if dist.main and ((step + 1) % cfg.eval_every == 0 or step + 1 == total):
-            score = tokenizer_psnr(tokenizer, eval_frames, dist.device)
-            ctx.log({"phase": "tokenizer", "step": step + 1, "eval": {"psnr_heldout": score}})
-            bar.write(f"tokenizer step {step + 1}: held-out reconstruction PSNR {score:.2f} dB")
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
-            save(step + 1)
-        bar.update(1)
-    bar.close()
-    # Standardise latents with statistics of the training frames (same sample on every rank).
-    sample = train_frames[np.random.default_rng(cfg.seed).choice(len(train_frames), min(4096, len(train_frames)), replace=False)]
-    tokenizer.eval()
-    tokenizer.fit_latent_stats(torch.from_numpy(sample).to(dist.device))
-    score = tokenizer_psnr(tokenizer, eval_frames, dist.device)
-    ctx.say(f"tokenizer: held-out reconstruction PSNR {score:.2f} dB after {total} steps")
-    ctx.log({"phase": "tokenizer", "step": total, "eval": {"psnr_heldout_final": score}})
-    ctx.tokenizer_psnr = score
-    return tokenizer, None

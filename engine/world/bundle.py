@@ -18,8 +18,8 @@ import torch
 
 from engine.dynamics.model import Dynamics, DynamicsConfig
 from engine.dynamics.sampler import SamplerConfig
-from engine.tokenizer.model import Tokenizer, TokenizerConfig
 from engine.files import fsync_file, sha256_file, temporary_sibling
+from engine.tokenizer.model import Tokenizer, TokenizerConfig
 from engine.types import KeySet, SkyloopError
 from engine.version import __version__
 
@@ -48,6 +48,28 @@ class WorldSpec:
     @property
     def frame_size(self) -> tuple[int, int]:
         return self.tokenizer.frame_size
+
+    def describe(self, source: str | None = None, size_bytes: int | None = None) -> str:
+        """What the world holds, in a few lines (`skyloop info`): scene, sizes, keys, sampler, how it was trained, its data."""
+        t, d, tr = self.tokenizer, self.dynamics, self.training
+        where = f"{source} ({size_bytes / 2**20:.1f} MiB): a" if source and size_bytes is not None else (f"{source}: a" if source else "A")
+        lines = [f"{where} world of scene {self.scene} {dict(self.scene_options) or ''}",
+                 f"  frames {t.frame_size[0]}x{t.frame_size[1]}, {t.tokens_per_frame} tokens/frame of {t.token_dim}, context {d.context} frames, "
+                 f"dynamics width {d.width} x {d.depth} blocks",
+                 f"  keys: {', '.join(f'{k} [{chr(47).join(self.keyset.bindings.get(k, ()))}]' for k in self.keyset.names)}",
+                 f"  sampler: {self.sampler.steps} steps, context noise {self.sampler.context_noise}; tick {self.tick_hz:g} Hz"]
+        if tr:
+            lines.append(f"  trained: preset {tr.get('preset')}, {tr.get('tokenizer_steps')} tokenizer + {tr.get('dynamics_steps')} dynamics steps, "
+                         f"{(tr.get('seconds') or 0) / 3600:.1f} h on {tr.get('device')} x{tr.get('ranks', 1)}")
+            lines.append(f"  command: {tr.get('command')}")
+            ev = tr.get("eval") or {}
+            if ev:
+                lines.append(f"  at save: tokenizer {tr.get('tokenizer_psnr') or float('nan'):.2f} dB, 1-step {ev.get('psnr_1step', float('nan')):.2f} dB "
+                             f"(repeat-last {ev.get('psnr_repeat_last', float('nan')):.2f} dB)")
+        if self.dataset:
+            lines.append(f"  data: {self.dataset.get('episodes')} episodes, {self.dataset.get('frames')} frames, "
+                         f"hash {str(self.dataset.get('content_hash', ''))[:12]}, from {self.dataset.get('path')}")
+        return "\n".join(lines)
 
     def to_metadata(self) -> dict[str, str]:
         obj = {

@@ -18,13 +18,14 @@ from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
 from engine.frames import as_frame, fit_frame, quantize
 from engine.types import KeySet, SkyloopError
+from engine.world.backend import Backend
 from engine.world.bundle import WorldSpec
 
 
 class World:
     """A learned world. Frames are uint8 [H, W, 3] (or [B, H, W, 3] for a batch of worlds)."""
 
-    def __init__(self, spec: WorldSpec, backend, start_frames: np.ndarray | None, path: Path | None, sha256: str | None,
+    def __init__(self, spec: WorldSpec, backend: Backend, start_frames: np.ndarray | None, path: Path | None, sha256: str | None,
                  sampler: SamplerConfig | None = None):
         self.spec = spec
         self.backend = backend

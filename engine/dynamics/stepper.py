@@ -1,0 +1,28 @@
+"""The interface the one-frame steppers share (torch: cache.TorchStepper; ONNX Runtime: world/onnx_backend.OnnxStepper).
+
+A stepper owns a KV cache of W frames for a batch of worlds and runs the dynamics model one frame at a
+time against it. `Rollout` drives any stepper; it knows tokens, never pixels or backends.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Stepper(Protocol):
+    def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> np.ndarray:
+        """Clean-token estimate [B, N, D] for frame `time` from its noisy tokens at level sigma; reads the cache, never writes it."""
+
+    def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
+        """Puts frame `time` into the context (tokens with additive noise of std sigma, 0 for clean)."""
+
+    def clear(self) -> None:
+        """Empties the context (the cache stays allocated)."""
+
+    def snapshot(self):
+        """A copy of the cache (save states)."""
+
+    def restore(self, state) -> None:
+        """Writes a snapshot back, in place."""

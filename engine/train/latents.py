@@ -1,0 +1,82 @@
+"""The dataset as latent tokens: encoded once by the trained tokenizer and cached in the run folder,
+and the random training windows drawn from them."""
+from __future__ import annotations
+
+import hashlib
+import time
+
+import numpy as np
+import torch
+
+from engine.tokenizer.model import Tokenizer
+from engine.train.context import RunContext
+
+
+def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
+    digest = hashlib.sha256()
+    for name, value in sorted(tokenizer.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def encode_episodes(tokenizer: Tokenizer, episodes, device, batch: int = 256) -> list[np.ndarray]:
+    tokenizer.eval()
+    out = []
+    for frames, _ in episodes:
+        parts = [tokenizer.encode(torch.from_numpy(frames[i:i + batch]).to(device)).cpu() for i in range(0, len(frames), batch)]
+        out.append(torch.cat(parts).to(torch.float16).numpy())
+    return out
+
+
+def load_or_encode_latents(ctx: RunContext, tokenizer: Tokenizer) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Token arrays [T, N, D] (float16) for the train and held-out episodes, cached in the run folder."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    path = ctx.run_dir / "latents.safetensors"
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    n_train, n_hold = len(ctx.train_episodes), len(ctx.holdout_episodes)
+
+    def read():
+        with safe_open(str(path), framework="np") as fh:
+            meta = fh.metadata() or {}
+            if meta.get("tokenizer") != fingerprint or meta.get("episodes") != f"{n_train}+{n_hold}":
+                return None
+            return [fh.get_tensor(f"train.{i}") for i in range(n_train)], [fh.get_tensor(f"holdout.{i}") for i in range(n_hold)]
+
+    cached = read() if path.exists() else None
+    if cached is None:
+        if ctx.dist.main:
+            start = time.perf_counter()
+            train = encode_episodes(tokenizer, ctx.train_episodes, ctx.dist.device)
+            hold = encode_episodes(tokenizer, ctx.holdout_episodes, ctx.dist.device)
+            tensors = {f"train.{i}": t for i, t in enumerate(train)} | {f"holdout.{i}": t for i, t in enumerate(hold)}
+            tmp = path.with_name(path.name + ".tmp")
+            save_file(tensors, str(tmp), metadata={"tokenizer": fingerprint, "episodes": f"{n_train}+{n_hold}"})
+            tmp.replace(path)
+            frames = sum(len(t) for t in train) + sum(len(t) for t in hold)
+            ctx.say(f"encoded {frames} frames to latent tokens in {time.perf_counter() - start:.0f} s ({path})")
+        ctx.dist.barrier()
+        cached = read()
+    return cached
+
+
+class WindowSampler:
+    """Uniform random windows of `length` consecutive frames over all episodes."""
+
+    def __init__(self, tokens: list[np.ndarray], keys: list[np.ndarray], length: int):
+        self.tokens, self.keys, self.length = tokens, keys, length
+        counts = np.array([max(0, len(t) - length + 1) for t in tokens])
+        if counts.sum() == 0:
+            raise ValueError(f"no episode is long enough for windows of {length} frames")
+        self.cum = np.cumsum(counts)
+
+    def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        flat = rng.integers(0, self.cum[-1], batch)
+        ep = np.searchsorted(self.cum, flat, side="right")
+        start = flat - np.concatenate([[0], self.cum[:-1]])[ep]
+        toks = np.stack([self.tokens[e][s:s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
+        keys = np.stack([self.keys[e][s:s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
+        return toks, keys
