@@ -3,7 +3,7 @@ and a world that drops the small moving things scores low on the foreground."""
 import numpy as np
 
 from engine.bench import metrics as M
-from engine.bench.plausibility import FrameBank, masked_psnr, real_bank
+from engine.bench.plausibility import PLAUSIBLE_CAP, FrameBank, masked_psnr, real_bank
 from scenes import make_scene
 
 
@@ -25,7 +25,7 @@ def test_unseen_real_frames_beat_flat_and_blurred_ones():
         if scene == "overworld":  # whole frames: a bank of 4,000 covers the overworld, not bounce's arrangements of balls
             assert real["frame_psnr"].mean() > max(melted["frame_psnr"].mean(), blurred["frame_psnr"].mean()) + 3
     own = bank.nearest(bank.frames[:5])
-    assert own["psnr"].min() == own["frame_psnr"].min() == M.PSNR_CAP, "a frame in the bank is its own nearest neighbour"
+    assert own["psnr"].min() == own["frame_psnr"].min() == PLAUSIBLE_CAP, "a frame in the bank is its own nearest neighbour"
 
 
 def test_a_smooth_melted_maze_is_caught_by_the_whole_frame_scale():
@@ -64,3 +64,24 @@ def test_a_world_that_drops_the_balls_scores_low_on_the_foreground():
     assert dropped["psnr"].mean() >= real["psnr"].mean(), "background patches are all real: whole-frame plausibility is fooled"
     assert dropped["foreground_share"].max() == 0 < real["foreground_share"].min(), "the foreground share is not"
     assert np.isnan(dropped["foreground_psnr"]).all() and np.isfinite(real["foreground_psnr"]).all()
+
+
+def test_a_game_whose_frames_recur_exactly_keeps_a_finite_plausibility_gap():
+    """Breakout waiting for its serve shows the same frame in every episode: the real frames' nearest neighbour is exact.
+    The ceiling stops at PLAUSIBLE_CAP (one grey level RMS), so a close world is a few dB off, not 70+."""
+    rng = np.random.default_rng(0)
+    still = rng.integers(0, 255, (1, 16, 16, 3), dtype=np.uint8).repeat(6, axis=0)
+    bank = FrameBank(still)
+    real = bank.nearest(still[:2])
+    assert np.all(real["psnr"] == PLAUSIBLE_CAP) and np.all(real["frame_psnr"] == PLAUSIBLE_CAP)
+    close = np.clip(still[:2].astype(int) + rng.integers(-3, 4, still[:2].shape), 0, 255).astype(np.uint8)  # ~2 grey levels RMS
+    gap = PLAUSIBLE_CAP - bank.nearest(close)["frame_psnr"]
+    assert np.all((gap > 0) & (gap < 8))
+
+
+def test_flicker_ratio_of_a_still_real_scene_is_finite_and_still_orders_worlds():
+    from engine.bench.metrics import flicker_ratio
+
+    assert flicker_ratio(0.0, 0.0) == 0.0
+    assert 1 < flicker_ratio(1.28, 0.0) < 5, "a shimmering world over a still scene: a few times, not 1e9"
+    assert flicker_ratio(1.351, 10.832) == 1.351 / 10.832, "where the real scene moves: the plain quotient"

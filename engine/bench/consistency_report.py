@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.bench.machine import machine_line
+from engine.bench.metrics import flicker_ratio
 
 if TYPE_CHECKING:
     from engine.bench.consistency import ConsistencyConfig
@@ -27,7 +28,7 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "branch_spread": _r(act.get("branch_difference_ratio"), 3),
         "sharpness_ratio_end": _r(stab.get("sharpness_ratio_end"), 3),
         "sharpness_ratio_explore_end": _r(explore.get("sharpness_ratio_end"), 3),
-        "flicker_ratio_explore_end": _r(explore["flicker_world_end"] / max(explore["flicker_real_end"], 1e-9), 3) if explore else None,
+        "flicker_ratio_explore_end": _r(flicker_ratio(explore["flicker_world_end"], explore["flicker_real_end"]), 3) if explore else None,
         "psnr_tf_foreground": _r(tf.get("foreground_psnr")),
         "psnr_ar_foreground": {k: _r(v) for k, v in ar.get("foreground_psnr_mean", {}).items()},
         "plausibility_gap_ar": {k: _r(v["gap"]) for k, v in ar.get("plausibility", {}).items()},
