@@ -324,10 +324,48 @@ def _gym_parent() -> argparse.ArgumentParser:
     return parent
 
 
+# A parent's actions are shared, not copied, by the parsers that take it: never set_defaults() one of its
+# dests on a command (that would change every command's default). A command whose flag differs declares
+# its own flag instead of taking the parent (bench speed's --backend list, replay's --backend from the log).
+def _backend_parent() -> argparse.ArgumentParser:
+    """--backend: how to run a world, for the commands that load one and have no other default."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help=BACKEND_HELP)
+    return parent
+
+
+def _runtime_parent() -> argparse.ArgumentParser:
+    """--device and --threads of a world run through World.load (play, replay, bench speed, bench consistency)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--device", help="cpu or cuda (default: cpu for torch, CUDA when usable for onnx)")
+    parent.add_argument("--threads", type=int, help="CPU threads for the model (default: torch's own / min(4, cores) for onnx)")
+    return parent
+
+
+def _sampler_parent() -> argparse.ArgumentParser:
+    """--sampler-steps and --context-noise: overrides of the world's sampler settings (read by _sampler_overrides)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
+    parent.add_argument("--context-noise", type=float, help="noise level of generated frames in the context (default: the world's)")
+    return parent
+
+
+def _training_parent() -> argparse.ArgumentParser:
+    """--device, --threads, --precision and --compile of a training step (train and bench train: both through Dist)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parent.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes)")
+    parent.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                        help="auto: bf16 autocast on CUDA and on CPUs with AMX, fp32 elsewhere (default auto)")
+    parent.add_argument("--compile", action="store_true", help="torch.compile the dynamics training step (worth it for long runs)")
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skyloop", description="Skyloop: a neural game engine.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     gym_parent = _gym_parent()
+    backend, runtime, sampler, training = _backend_parent(), _runtime_parent(), _sampler_parent(), _training_parent()
 
     p = sub.add_parser("collect", help="record episodes from a scene or a Gymnasium game", parents=[gym_parent])
     src = p.add_mutually_exclusive_group()
@@ -357,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("dir", help="dataset folder")
     q.set_defaults(func=cmd_data_check)
 
-    p = sub.add_parser("train", help="train a world (tokenizer, then dynamics) into one .safetensors bundle")
+    p = sub.add_parser("train", help="train a world (tokenizer, then dynamics) into one .safetensors bundle", parents=[training])
     p.add_argument("--data", required=True, help="dataset folder (from collect or import)")
     p.add_argument("--preset", default="small", help="tiny | small | base (default small)")
     p.add_argument("--out", required=True, help="world file to write, e.g. worlds/maze.safetensors")
@@ -374,28 +412,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, help="global batch size of both phases: --set train.tokenizer_batch=N "
                    "--set train.dynamics_batch=N (default: the preset's)")
     p.add_argument("--lr", type=float, help="peak learning rate of the dynamics phase: --set train.dynamics_lr=LR (default: the preset's)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes)")
     p.add_argument("--eval-every", type=int, help="steps between evaluations: --set train.eval_every=N (default: the preset's)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints: --set train.checkpoint_every=N (default: the preset's)")
-    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="auto: bf16 autocast on CUDA and on CPUs with AMX, fp32 elsewhere (default auto)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the dynamics training step (worth it for long runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to the run folder)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("play", help="play a world in a window (or --headless: roll out a clip)", parents=[gym_parent])
+    p = sub.add_parser("play", help="play a world in a window (or --headless: roll out a clip)",
+                       parents=[gym_parent, backend, runtime, sampler])
     p.add_argument("world", nargs="?", help=f"world file (default {DEFAULT_WORLD.relative_to(DEFAULT_WORLD.parent.parent)})")
     p.add_argument("--scene", help="play a ground-truth scene through the same loop (no world needed)")
     p.add_argument("--from", dest="from_", metavar="IMAGE|CLIP", help="start from a picture or continue a clip (mp4, npy, npz)")
-    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help=BACKEND_HELP)
-    p.add_argument("--device", help="cpu or cuda (default: cpu for torch, CUDA when usable for onnx)")
-    p.add_argument("--threads", type=int, help="CPU threads for the model")
     p.add_argument("--tick", type=float, help="model ticks per second (default: the world's, 15)")
     p.add_argument("--seed", type=int, default=0, help="scene start and sampler seed (default 0)")
     p.add_argument("--size", help="frame size HxW for --scene (default 64x64)")
-    p.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
-    p.add_argument("--context-noise", type=float, help="noise level of generated frames in the context (default: the world's)")
     p.add_argument("--headless", action="store_true", help="no window: play --frames ticks and write the clip")
     p.add_argument("--frames", type=int, default=300, help="ticks to play with --headless (default 300)")
     p.add_argument("--keys", default="random", help="--headless keys: random (sticky random keys), tour (walks the level like a "
@@ -407,12 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="close the window after this many seconds")
     p.set_defaults(func=cmd_play)
 
-    p = sub.add_parser("replay", help="regenerate a recording from its action log and check it is bit-identical")
+    p = sub.add_parser("replay", help="regenerate a recording from its action log and check it is bit-identical",
+                       parents=[runtime])
     p.add_argument("log", help="action log (.jsonl) written next to a recording")
     p.add_argument("--world", help="world file to use instead of the one named in the log")
     p.add_argument("--backend", choices=["torch", "onnx"], help="backend (default: the one in the log)")
-    p.add_argument("--device", help="device (default cpu)")
-    p.add_argument("--threads", type=int, help="CPU threads for the model")
     p.add_argument("--out", help="re-encode the regenerated frames to this MP4")
     p.add_argument("--scale", type=int, default=1, help="upscale factor for --out (default 1)")
     p.add_argument("--no-check", action="store_true", help="exit 0 even when frames differ")
@@ -435,35 +463,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks")
     bsub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
-    q = bsub.add_parser("speed", help="per-frame latency and FPS of a world (whole step: sampler + decode)")
+    q = bsub.add_parser("speed", help="per-frame latency and FPS of a world (whole step: sampler + decode)",
+                          parents=[runtime, sampler])
     q.add_argument("world", help="world file (.safetensors) or ONNX export folder")
     q.add_argument("--backend", default="torch,onnx", help="comma-separated: auto, torch, compile, onnx (default torch,onnx)")
     q.add_argument("--frames", type=int, default=200, help="timed frames per run (default 200)")
     q.add_argument("--warmup", type=int, default=20, help="warm-up frames (default 20)")
     q.add_argument("--repeats", type=int, default=3, help="timed runs; figures are medians over them (default 3)")
-    q.add_argument("--threads", type=int, help="CPU threads (default: torch's default / min(4, cores) for onnx)")
-    q.add_argument("--device", help="cpu or cuda (default: cuda when usable)")
     q.add_argument("--batch", type=int, default=1, help="worlds stepped together (default 1)")
-    q.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
-    q.add_argument("--context-noise", type=float, help="context noise level (default: the world's)")
     q.add_argument("--out", default="runs/bench-speed", help="report folder (default runs/bench-speed)")
     q.set_defaults(func=cmd_bench_speed)
-    q = bsub.add_parser("train", help="training throughput (frames/s) of a preset: the real training step of each phase")
+    q = bsub.add_parser("train", help="training throughput (frames/s) of a preset: the real training step of each phase",
+                          parents=[training])
     q.add_argument("--preset", default="small", help="tiny | small | base (default small)")
     q.add_argument("--size", default="64x64", help="frame size HxW (default 64x64)")
     q.add_argument("--keys", type=int, default=6, help="number of keys (default 6)")
     q.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     q.add_argument("--warmup", type=int, default=3, help="warm-up steps (default 3)")
     q.add_argument("--batch", type=int, help="batch size (default: the preset's)")
-    q.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    q.add_argument("--threads", type=int, help="CPU threads")
-    q.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="as for train (default auto)")
-    q.add_argument("--compile", action="store_true", help="torch.compile the dynamics step")
     q.add_argument("--set", action="append", metavar="PART.FIELD=VALUE",
                    help="time another recipe, as for train, e.g. --set dynamics.rollout_p=0.5 --set train.ema=0.999 (repeatable)")
     q.add_argument("--out", default="runs/bench-train", help="report folder (default runs/bench-train)")
     q.set_defaults(func=cmd_bench_train)
-    q = bsub.add_parser("consistency", help="a world against its real scene: teacher-forced, rollouts, loops, actions, stability")
+    q = bsub.add_parser("consistency", help="a world against its real scene: teacher-forced, rollouts, loops, actions, stability",
+                          parents=[backend, runtime, sampler])
     q.add_argument("world", help="world file (.safetensors) or ONNX export folder")
     q.add_argument("--scene", help="ground-truth scene (default: the world's)")
     q.add_argument("--seeds", type=int, help="rollouts (evaluation seeds, never training ones; default 8)")
@@ -473,11 +496,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--parts", help="comma-separated subset of tf,ar,loop,action,stability (default all)")
     q.add_argument("--quick", action="store_true", help="small settings that finish in under a minute on a CPU (for CI)")
     q.add_argument("--speed", action="store_true", help="also run bench speed and put it in the same report")
-    q.add_argument("--backend", default="auto", choices=BACKEND_CHOICES, help=BACKEND_HELP)
-    q.add_argument("--device", help="cpu or cuda")
-    q.add_argument("--threads", type=int, help="CPU threads for the model")
-    q.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
-    q.add_argument("--context-noise", type=float, help="context noise of generated frames (default: the world's)")
     q.add_argument("--out", default="runs/bench-consistency", help="report folder (default runs/bench-consistency)")
     q.set_defaults(func=cmd_bench_consistency)
     q = bsub.add_parser("scenes", help="ground-truth scene frame rate per core")
