@@ -9,7 +9,7 @@ import sys
 
 from engine.cli import bench, data, play, train, world
 from engine.cli.parents import Parents, parse_env_kwargs
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 __all__ = ["build_parser", "main", "parse_env_kwargs"]
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.cli.parents import Parents, sampler_overrides
-from engine.types import parse_size
+from engine.frames import parse_size
 
 
 def cmd_bench_speed(args) -> int:

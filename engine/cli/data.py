@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 
 from engine.cli.parents import Parents, gym_options
-from engine.types import SkyloopError, parse_size
+from engine.errors import SkyloopError
+from engine.frames import parse_size
 
 
 def _scene_factory(args):

@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import dataclass
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 BACKEND_CHOICES = ["auto", "torch", "compile", "onnx"]  # engine.world.default_backend resolves "auto"
 BACKEND_HELP = "how to run the world: auto (default: onnx when onnxruntime is installed, else torch), torch, compile or onnx"

@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 from engine.cli.parents import Parents, gym_options, sampler_overrides
-from engine.types import SkyloopError, parse_size
+from engine.errors import SkyloopError
+from engine.frames import parse_size
 
 DEFAULT_WORLD = Path(__file__).resolve().parents[2] / "worlds" / "maze.safetensors"
 
