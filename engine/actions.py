@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.types import KeySet, SkyloopError
+from engine.errors import SkyloopError
+from engine.keys import KeySet
 
 
 class ActionFileError(SkyloopError):

@@ -1,12 +1,14 @@
-"""The frame contract (uint8 H x W x 3 RGB) and exact, deterministic resizing.
+"""The frame contract (uint8 H x W x 3 RGB), frame sizes ('64x96') and exact, deterministic resizing.
 
 numpy only: scenes, data import and the world's `--from IMAGE` all use it.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 
 def as_frame(image, what: str = "image") -> np.ndarray:
@@ -71,3 +73,17 @@ def fit_frame(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str
             frame = frame[:, x0:x0 + cw]
         notice = f"image {w}x{h} centre-cropped to {frame.shape[1]}x{frame.shape[0]} and resized to the world's {tw}x{th}"
     return area_resize(frame, size), notice
+
+
+def parse_size(text: str | Sequence[int]) -> tuple[int, int]:
+    """'64x96' or (64, 96) -> (64, 96) as (height, width)."""
+    if not isinstance(text, str):
+        h, w = (int(v) for v in text)
+    else:
+        parts = text.lower().replace("×", "x").split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise SkyloopError(f"frame size must look like HxW, e.g. 64x64 or 64x96, got {text!r}")
+        h, w = int(parts[0]), int(parts[1])
+    if h < 16 or w < 16 or h > 1024 or w > 1024:
+        raise SkyloopError(f"frame size {h}x{w} is out of range: each side must be 16..1024 pixels")
+    return h, w

@@ -6,7 +6,8 @@ go to `gymnasium.make`). Unknown names get an error that lists what exists.
 """
 from __future__ import annotations
 
-from engine.types import SkyloopError, parse_size
+from engine.errors import SkyloopError
+from engine.frames import parse_size
 
 SCENES = {
     "maze": ("scenes.maze", "Maze", "first-person 3D maze of rooms and corridors (ModernGL, EGL)"),

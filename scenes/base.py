@@ -5,7 +5,8 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.types import KeySet, SkyloopError
+from engine.errors import SkyloopError
+from engine.keys import KeySet
 
 
 class SceneBase:

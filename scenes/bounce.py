@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from engine.types import KeySet
+from engine.keys import KeySet
 from scenes.base import SceneBase
 
 TICK = 1 / 15  # seconds per tick

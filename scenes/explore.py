@@ -14,7 +14,7 @@ from collections import deque
 import numpy as np
 
 from engine.actions import StickyRandom
-from engine.types import KeySet
+from engine.keys import KeySet
 
 
 def _bfs_path(free: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]]:

@@ -22,8 +22,9 @@ import re
 
 import numpy as np
 
+from engine.errors import SkyloopError
 from engine.frames import area_resize
-from engine.types import KeySet, SkyloopError, default_bindings
+from engine.keys import KeySet, default_bindings
 
 
 def _action_names(env, n: int) -> list[str]:

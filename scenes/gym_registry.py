@@ -19,7 +19,7 @@ import importlib
 import importlib.util
 import re
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 # id prefix -> (module that registers the envs on import, the package to pip install)
 KNOWN_PACKAGES: dict[str, tuple[str, str]] = {

@@ -15,7 +15,8 @@ import os
 
 import numpy as np
 
-from engine.types import KeySet, SkyloopError
+from engine.errors import SkyloopError
+from engine.keys import KeySet
 from scenes.base import SceneBase
 
 UNIT = 1024  # fixed-point units per cell

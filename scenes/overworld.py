@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.types import KeySet
+from engine.keys import KeySet
 from scenes.base import SceneBase
 
 TILE_UNITS = 16  # position units per tile

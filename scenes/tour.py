@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.types import KeySet
+from engine.keys import KeySet
 from scenes.explore import _bfs_path
 
 

@@ -9,8 +9,8 @@ from engine.data.collect import collect
 from engine.data.dataset import Dataset
 from engine.data.episodes import EpisodeError, read_episode, write_episode
 from engine.data.importer import DataImportError, import_dataset
+from engine.errors import SkyloopError
 from engine.record.video import read_video
-from engine.types import SkyloopError
 from scenes import make_scene
 from scenes.explore import make_policy
 

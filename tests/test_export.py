@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 from engine.world.session import World
 
 FRAMES = 40

@@ -2,7 +2,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 from scenes import make_scene
 from scenes.gym_adapter import GymScene
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from engine.cli import parse_env_kwargs
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 from scenes import make_scene
 from scenes.gym_registry import KNOWN_PACKAGES, ensure_registered, known_package
 from scenes.restarting import RESTART_STRIDE, Restarting

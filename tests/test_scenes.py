@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 from scenes import make_scene
 
 SCENES = ["maze", "overworld", "bounce"]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from engine.errors import SkyloopError
 from engine.train.config import resolve_preset
 from engine.train.run import train_world
-from engine.types import SkyloopError
 from tests.conftest import ROOT
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 from engine.world.bundle import BundleError, load_bundle, read_spec
 from engine.world.session import World
 

@@ -9,9 +9,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.dynamics.model import Dynamics
+from engine.frames import parse_size
 from engine.tokenizer.model import Tokenizer
 from engine.train.config import PRESETS
-from engine.types import parse_size
 
 
 def flops(fn) -> int:

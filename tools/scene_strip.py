@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from engine.data.collect import episode_seeds, record_episode
-from engine.types import parse_size
+from engine.frames import parse_size
 from scenes import make_scene
 from scenes.explore import make_policy
 

@@ -37,7 +37,7 @@ from engine.actions import StickyRandom
 from engine.bench import metrics as M
 from engine.bench.machine import machine, write_report
 from engine.bench.plausibility import FrameBank, masked_psnr, real_bank
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 
 @dataclass

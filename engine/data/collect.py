@@ -19,8 +19,8 @@ import numpy as np
 
 from engine.data.dataset import Dataset, EpisodeEntry, Manifest
 from engine.data.episodes import write_episode
+from engine.errors import SkyloopError
 from engine.files import sha256_file
-from engine.types import SkyloopError
 
 
 def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.episodes import EpisodeError, read_episode
+from engine.errors import SkyloopError
 from engine.files import atomic_write_bytes, sha256_file
-from engine.types import KeySet, SkyloopError
+from engine.keys import KeySet
 
 FORMAT = "skyloop-dataset"
 VERSION = 1

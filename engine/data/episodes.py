@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import SkyloopError
 from engine.files import sha256_file, temporary_sibling
-from engine.types import SkyloopError
 
 
 class EpisodeError(SkyloopError):

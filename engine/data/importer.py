@@ -31,8 +31,9 @@ import numpy as np
 from engine.actions import read_action_rows, rows_to_keys
 from engine.data.dataset import Dataset, EpisodeEntry, Manifest
 from engine.data.episodes import write_episode
+from engine.errors import SkyloopError
 from engine.frames import area_resize
-from engine.types import KeySet, SkyloopError, default_bindings
+from engine.keys import KeySet, default_bindings
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 SIDECARS = (".keys.npy", ".actions.npy", ".csv", ".jsonl")

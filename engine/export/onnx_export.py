@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 from engine.version import __version__
 
 FORMAT = "skyloop-onnx-world"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.types import KeySet, SkyloopError
+from engine.errors import SkyloopError
+from engine.keys import KeySet
 
 # Engine controls: key name (pygame.key.name) -> action.
 CONTROLS = {

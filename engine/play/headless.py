@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.actions import StickyRandom, read_key_script
+from engine.errors import SkyloopError
 from engine.play.session import PlaySession
-from engine.types import SkyloopError
 
 
 KEY_SOURCES = ("random", "tour")  # --keys names that are not files

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.files import sha256_file
-from engine.types import KeySet
+from engine.keys import KeySet
 
 
 def describe_context(context, seed: int) -> dict:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import SkyloopError
 from engine.input.bindings import Bindings, HeldKeys
 from engine.play.session import PlaySession
-from engine.types import SkyloopError
 
 
 class NoDisplay(SkyloopError):

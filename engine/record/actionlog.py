@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 FORMAT = "skyloop-actionlog"
 VERSION = 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 
 class ClipWriter:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 
 def read_video(path: str | Path) -> np.ndarray:

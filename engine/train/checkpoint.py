@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from engine.errors import SkyloopError
 from engine.files import fsync_file, temporary_sibling
 from engine.train.config import Preset
-from engine.types import SkyloopError
 
 if TYPE_CHECKING:
     from engine.train.context import RunContext

@@ -5,8 +5,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from engine.dynamics.model import DynamicsConfig
 from engine.dynamics.sampler import SamplerConfig
+from engine.errors import SkyloopError
 from engine.tokenizer.model import TokenizerConfig
-from engine.types import SkyloopError
 
 
 @dataclass

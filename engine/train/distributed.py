@@ -14,7 +14,7 @@ class Dist:
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         want_cuda = device.startswith("cuda") if device else torch.cuda.is_available()
         if want_cuda and not torch.cuda.is_available():
-            from engine.types import SkyloopError
+            from engine.errors import SkyloopError
 
             raise SkyloopError("--device cuda was asked for, but torch sees no CUDA GPU here; use --device cpu")
         if want_cuda:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from engine.data.dataset import Dataset
+from engine.errors import SkyloopError
 from engine.train.checkpoint import Checkpoint
 from engine.train.config import Preset
 from engine.train.context import RunContext
@@ -23,7 +24,6 @@ from engine.train.distributed import Dist
 from engine.train.dynamics_phase import DynamicsPhase
 from engine.train.fit import fit
 from engine.train.tokenizer_phase import TokenizerPhase
-from engine.types import SkyloopError
 
 PHASES = (TokenizerPhase, DynamicsPhase)  # a run, in order: each phase is made from the context and the previous phase's result
 

@@ -99,7 +99,7 @@ class TokenizerPhase:
 
 def _checkpoint_tokenizer(path, device) -> Tokenizer:
     """The trained tokenizer inside a run's checkpoint (one saved after the tokenizer phase)."""
-    from engine.types import SkyloopError
+    from engine.errors import SkyloopError
 
     checkpoint = Checkpoint.load(path)
     if not checkpoint.past("tokenizer"):
@@ -113,7 +113,7 @@ def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
     """The tokenizer of another world or run (--tokenizer-from): same frames, no tokenizer phase."""
     from safetensors import safe_open
 
-    from engine.types import SkyloopError
+    from engine.errors import SkyloopError
     from engine.world.bundle import load_tokenizer
 
     with safe_open(str(ctx.tokenizer_from), framework="pt") as fh:

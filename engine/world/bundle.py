@@ -18,9 +18,10 @@ import torch
 
 from engine.dynamics.model import Dynamics, DynamicsConfig
 from engine.dynamics.sampler import SamplerConfig
+from engine.errors import SkyloopError
 from engine.files import fsync_file, sha256_file, temporary_sibling
+from engine.keys import KeySet
 from engine.tokenizer.model import Tokenizer, TokenizerConfig
-from engine.types import KeySet, SkyloopError
 from engine.version import __version__
 
 FORMAT = "skyloop-world"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 CLIP_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")

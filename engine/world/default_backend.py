@@ -8,7 +8,7 @@ they all agree; `--backend` / `backend=` still choose explicitly.
 """
 from __future__ import annotations
 
-from engine.types import SkyloopError
+from engine.errors import SkyloopError
 
 AUTO = "auto"  # "the default": resolved by default_backend()
 BACKENDS = ("torch", "compile", "onnx")  # what World.load runs

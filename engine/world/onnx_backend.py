@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import SkyloopError
 from engine.frames import quantize
-from engine.types import SkyloopError
 from engine.world.bundle import WorldSpec
 
 

@@ -16,8 +16,9 @@ import numpy as np
 
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
+from engine.errors import SkyloopError
 from engine.frames import as_frame, fit_frame, quantize
-from engine.types import KeySet, SkyloopError
+from engine.keys import KeySet
 from engine.world.backend import Backend
 from engine.world.bundle import WorldSpec
 

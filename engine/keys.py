@@ -1,4 +1,5 @@
-"""Small shared types: the only part of `engine` that `scenes/` may import.
+"""The keys a world understands (KeySet) and their default bindings: part of the small shared types that
+scenes/ may import.
 
 An action is the multi-hot vector of the keys held during one tick, in the
 order of the scene's key list. Combinations (forward + turn) are actions too.
@@ -6,13 +7,11 @@ order of the scene's key list. Combinations (forward + turn) are actions too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-
-class SkyloopError(Exception):
-    """An error whose message is meant for the user: the CLI prints it without a traceback."""
+from engine.errors import SkyloopError
 
 
 # Words whose swap names the opposite key: turn_left <-> turn_right, forward <-> back, up <-> down.
@@ -81,41 +80,6 @@ class KeySet:
     @classmethod
     def from_json(cls, obj: Mapping) -> "KeySet":
         return cls(tuple(obj["names"]), {k: tuple(v) for k, v in obj.get("bindings", {}).items()})
-
-
-@runtime_checkable
-class Scene(Protocol):
-    """What the engine, the collector and the benchmarks drive.
-
-    Frames are uint8 H x W x 3 RGB. Same seed and same key sequence give the
-    same frames, bit for bit.
-    """
-
-    name: str
-    keyset: KeySet
-    size: tuple[int, int]  # (height, width) of the frames
-
-    def reset(self, seed: int) -> np.ndarray: ...
-
-    def step(self, keys: np.ndarray | Sequence[str]) -> np.ndarray: ...
-
-    def state(self) -> dict: ...
-
-    def close(self) -> None: ...
-
-
-def parse_size(text: str | Sequence[int]) -> tuple[int, int]:
-    """'64x96' or (64, 96) -> (64, 96) as (height, width)."""
-    if not isinstance(text, str):
-        h, w = (int(v) for v in text)
-    else:
-        parts = text.lower().replace("×", "x").split("x")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise SkyloopError(f"frame size must look like HxW, e.g. 64x64 or 64x96, got {text!r}")
-        h, w = int(parts[0]), int(parts[1])
-    if h < 16 or w < 16 or h > 1024 or w > 1024:
-        raise SkyloopError(f"frame size {h}x{w} is out of range: each side must be 16..1024 pixels")
-    return h, w
 
 
 # Conventional bindings for common key names; anything else gets a digit key.
