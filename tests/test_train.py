@@ -155,3 +155,32 @@ def test_new_dynamics_on_an_existing_tokenizer(tiny_world, tiny_dataset, tmp_pat
     _, original = load_tokenizer(tiny_world)
     a, b = reused.state_dict(), original.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_every_rank_passes_the_latent_cache_barrier_once_whether_or_not_the_cache_exists(tmp_path):
+    """DDP hung when a slow rank found the cache rank 0 had just written and skipped the barrier rank 0 waited at."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from engine.tokenizer.model import Tokenizer, TokenizerConfig
+    from engine.train.latents import load_or_encode_latents
+
+    torch.manual_seed(0)
+    tok = Tokenizer(TokenizerConfig(frame_size=(32, 32), widths=(8, 8)))
+    rng = np.random.default_rng(0)
+    episodes = [(rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8), np.zeros((5, 2), np.uint8)) for _ in range(3)]
+    barriers = []
+
+    def ctx(rank):
+        dist = SimpleNamespace(main=rank == 0, device=torch.device("cpu"), barrier=lambda: barriers.append(rank))
+        return SimpleNamespace(run_dir=tmp_path, train_episodes=episodes[:2], holdout_episodes=episodes[2:], dist=dist,
+                               say=lambda *a: None)
+
+    first = load_or_encode_latents(ctx(0), tok)  # no cache: rank 0 encodes, writes, passes the barrier
+    assert (tmp_path / "latents.safetensors").exists() and barriers == [0]
+    late = load_or_encode_latents(ctx(1), tok)  # a rank that arrives after the file exists still passes the barrier
+    again = load_or_encode_latents(ctx(0), tok)  # a cached run: rank 0 passes it too
+    assert barriers == [0, 1, 0]
+    for got in (late, again):
+        assert all(np.array_equal(a, b) for a, b in zip(got[0] + got[1], first[0] + first[1]))

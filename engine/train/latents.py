@@ -46,9 +46,13 @@ def load_or_encode_latents(ctx: RunContext, tokenizer: Tokenizer) -> tuple[list[
                 return None
             return [fh.get_tensor(f"train.{i}") for i in range(n_train)], [fh.get_tensor(f"holdout.{i}") for i in range(n_hold)]
 
-    cached = read() if path.exists() else None
-    if cached is None:
-        if ctx.dist.main:
+    # Rank 0 alone decides whether to encode, and every rank passes the barrier exactly once either way. (Each rank
+    # looking for the cache itself hung DDP: a slow rank found the file rank 0 had just written and skipped the
+    # barrier that rank 0 then waited at for ever.)
+    cached = None
+    if ctx.dist.main:
+        cached = read() if path.exists() else None
+        if cached is None:
             start = time.perf_counter()
             train = encode_episodes(tokenizer, ctx.train_episodes, ctx.dist.device)
             hold = encode_episodes(tokenizer, ctx.holdout_episodes, ctx.dist.device)
@@ -56,9 +60,11 @@ def load_or_encode_latents(ctx: RunContext, tokenizer: Tokenizer) -> tuple[list[
             tmp = path.with_name(path.name + ".tmp")
             save_file(tensors, str(tmp), metadata={"tokenizer": fingerprint, "episodes": f"{n_train}+{n_hold}"})
             tmp.replace(path)
+            cached = train, hold
             frames = sum(len(t) for t in train) + sum(len(t) for t in hold)
             ctx.say(f"encoded {frames} frames to latent tokens in {time.perf_counter() - start:.0f} s ({path})")
-        ctx.dist.barrier()
+    ctx.dist.barrier()
+    if cached is None:
         cached = read()
     return cached
 
