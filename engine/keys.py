@@ -13,7 +13,6 @@ import numpy as np
 
 from engine.errors import SkyloopError
 
-
 # Words whose swap names the opposite key: turn_left <-> turn_right, forward <-> back, up <-> down.
 _OPPOSITE_WORDS = {"left": "right", "right": "left", "up": "down", "down": "up", "forward": "back", "back": "forward"}
 

@@ -1,5 +1,4 @@
 """The tour (`--keys tour`): plays every scene like a person, never holds a key with its opposite."""
-import json
 
 import numpy as np
 import pytest

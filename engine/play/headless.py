@@ -14,7 +14,6 @@ from engine.actions import StickyRandom, read_key_script
 from engine.errors import SkyloopError
 from engine.play.session import PlaySession
 
-
 KEY_SOURCES = ("random", "tour")  # --keys names that are not files
 
 
