@@ -3,6 +3,7 @@
 `from engine import World, WorldEnv` (imported lazily: `import engine` stays light, and the
 render and input parts never pull in torch).
 """
+
 from engine.version import __version__
 
 __all__ = ["World", "WorldEnv", "__version__"]

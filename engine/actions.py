@@ -6,6 +6,7 @@ column, or one 0/1 column per key), JSON lines (`{"keys": [...]}` or
 `{"action": i}`; a `header` line is skipped, so action logs work), or plain
 text (one line per tick, names joined by '+' or spaces, empty for none).
 """
+
 from __future__ import annotations
 
 import csv
@@ -110,7 +111,6 @@ def rows_to_keys(rows: list, names: list[str], where: str) -> np.ndarray:
     return out
 
 
-
 def read_key_script(path: str | Path, keyset: KeySet) -> list[list[str]]:
     """Key names per tick from a .txt, .csv or .jsonl file; unknown names are an error that names them."""
     path = Path(path)
@@ -150,7 +150,7 @@ class StickyRandom:
     def for_keyset(cls, keyset: KeySet, rng: np.random.Generator, hold: float = 6.0) -> "StickyRandom":
         """Nothing, each key alone, and each pair of keys that are not opposites (no turn_left + turn_right)."""
         names = keyset.names
-        combos = [()] + [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if keyset.opposite(a) != b]
+        combos = [()] + [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if keyset.opposite(a) != b]
         return cls(keyset, combos, rng, hold)
 
     def act(self, scene=None) -> np.ndarray:

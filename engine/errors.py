@@ -1,4 +1,5 @@
 """The one error type the user is meant to read: part of the small shared types that scenes/ may import."""
+
 from __future__ import annotations
 
 

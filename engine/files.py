@@ -2,6 +2,7 @@
 
 A crash never leaves a half-written file under its real name. numpy-free, shared by every part.
 """
+
 from __future__ import annotations
 
 import hashlib

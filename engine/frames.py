@@ -2,6 +2,7 @@
 
 numpy only: scenes, data import and the world's `--from IMAGE` all use it.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -66,11 +67,11 @@ def fit_frame(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, str
         if h * tw > w * th:
             ch = max(1, round(w * th / tw))
             y0 = (h - ch) // 2
-            frame = frame[y0:y0 + ch]
+            frame = frame[y0 : y0 + ch]
         else:
             cw = max(1, round(h * tw / th))
             x0 = (w - cw) // 2
-            frame = frame[:, x0:x0 + cw]
+            frame = frame[:, x0 : x0 + cw]
         notice = f"image {w}x{h} centre-cropped to {frame.shape[1]}x{frame.shape[0]} and resized to the world's {tw}x{th}"
     return area_resize(frame, size), notice
 

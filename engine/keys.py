@@ -4,6 +4,7 @@ scenes/ may import.
 An action is the multi-hot vector of the keys held during one tick, in the
 order of the scene's key list. Combinations (forward + turn) are actions too.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,9 +84,19 @@ class KeySet:
 
 # Conventional bindings for common key names; anything else gets a digit key.
 _CONVENTIONAL = {
-    "forward": ("w", "up"), "back": ("s", "down"), "turn_left": ("left", "q"), "turn_right": ("right", "e"),
-    "strafe_left": ("a",), "strafe_right": ("d",), "up": ("up", "w"), "down": ("down", "s"),
-    "left": ("left", "a"), "right": ("right", "d"), "jump": ("space",), "fire": ("space",), "use": ("f",),
+    "forward": ("w", "up"),
+    "back": ("s", "down"),
+    "turn_left": ("left", "q"),
+    "turn_right": ("right", "e"),
+    "strafe_left": ("a",),
+    "strafe_right": ("d",),
+    "up": ("up", "w"),
+    "down": ("down", "s"),
+    "left": ("left", "a"),
+    "right": ("right", "d"),
+    "jump": ("space",),
+    "fire": ("space",),
+    "use": ("f",),
 }
 
 

@@ -1,5 +1,6 @@
 """The Scene protocol: what a ground-truth world offers the engine. Part of the small shared types that
 scenes/ may import."""
+
 from __future__ import annotations
 
 from typing import Protocol, Sequence, runtime_checkable

@@ -4,6 +4,7 @@
 Gymnasium env (`module=` names the package that registers it, `env_kwargs=`
 go to `gymnasium.make`). Unknown names get an error that lists what exists.
 """
+
 from __future__ import annotations
 
 from engine.errors import SkyloopError

@@ -1,4 +1,5 @@
 """What every built-in scene shares: seeding, key parsing, the tick counter."""
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -5,6 +5,7 @@ The frame is fixed; everything that moves is physics. The simulation runs in
 plain Python floats (IEEE double, no vector reductions), so it is bit-identical
 on every machine. The box is 1 unit tall and width/height units wide.
 """
+
 from __future__ import annotations
 
 import math

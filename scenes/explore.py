@@ -7,6 +7,7 @@ A learned world only knows what its data showed it. The collector mixes:
 - out-and-back excursions: L ticks of play, then the exact inverse keys in
   reverse order, so the data teaches that returning shows the same place.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -82,8 +83,7 @@ class GridExplorer:
 class OutAndBack:
     """Wraps a policy; now and then plays L ticks of it, then the inverse keys in reverse order."""
 
-    def __init__(self, inner, keyset: KeySet, inverse: dict[str, str], rng: np.random.Generator,
-                 p_start: float = 0.02, length=(4, 48)):
+    def __init__(self, inner, keyset: KeySet, inverse: dict[str, str], rng: np.random.Generator, p_start: float = 0.02, length=(4, 48)):
         self.inner = inner
         self.keyset = keyset
         self.perm = np.array([keyset.names.index(inverse.get(n, n)) for n in keyset.names])
@@ -132,9 +132,21 @@ class Mixture:
 def _maze_policy(scene, rng):
     from scenes import maze
 
-    combos = [(), ("forward",), ("forward",), ("back",), ("turn_left",), ("turn_right",),
-              ("strafe_left",), ("strafe_right",), ("forward", "turn_left"), ("forward", "turn_right"),
-              ("back", "turn_left"), ("forward", "strafe_left"), ("forward", "strafe_right")]
+    combos = [
+        (),
+        ("forward",),
+        ("forward",),
+        ("back",),
+        ("turn_left",),
+        ("turn_right",),
+        ("strafe_left",),
+        ("strafe_right",),
+        ("forward", "turn_left"),
+        ("forward", "turn_right"),
+        ("back", "turn_left"),
+        ("forward", "strafe_left"),
+        ("forward", "strafe_right"),
+    ]
 
     def cell_of(s):
         return (s.y // maze.UNIT, s.x // maze.UNIT)
@@ -151,15 +163,13 @@ def _maze_policy(scene, rng):
     explorer = GridExplorer(~scene.walls, cell_of, steer, rng)
     inverse = scene.inverse_keys
     sticky = StickyRandom(scene.keyset, combos, rng)
-    return Mixture([OutAndBack(explorer, scene.keyset, inverse, rng), OutAndBack(sticky, scene.keyset, inverse, rng, p_start=0.04)],
-                   [0.6, 0.4], rng)
+    return Mixture([OutAndBack(explorer, scene.keyset, inverse, rng), OutAndBack(sticky, scene.keyset, inverse, rng, p_start=0.04)], [0.6, 0.4], rng)
 
 
 def _overworld_policy(scene, rng):
     from scenes import overworld as ow
 
-    combos = [(), ("up",), ("down",), ("left",), ("right",), ("up", "left"), ("up", "right"),
-              ("down", "left"), ("down", "right")]
+    combos = [(), ("up",), ("down",), ("left",), ("right",), ("up", "left"), ("up", "right"), ("down", "left"), ("down", "right")]
     free = ~np.isin(scene.terrain, ow.BLOCKING)
 
     def cell_of(s):
@@ -181,8 +191,7 @@ def _overworld_policy(scene, rng):
     explorer = GridExplorer(free, cell_of, steer, rng)
     inverse = scene.inverse_keys
     sticky = StickyRandom(scene.keyset, combos, rng)
-    return Mixture([OutAndBack(explorer, scene.keyset, inverse, rng), OutAndBack(sticky, scene.keyset, inverse, rng, p_start=0.04)],
-                   [0.6, 0.4], rng)
+    return Mixture([OutAndBack(explorer, scene.keyset, inverse, rng), OutAndBack(sticky, scene.keyset, inverse, rng, p_start=0.04)], [0.6, 0.4], rng)
 
 
 def _bounce_policy(scene, rng):

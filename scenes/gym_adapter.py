@@ -16,6 +16,7 @@ When the game ends (terminated or truncated), `done` turns true and the next
 that makes the scene again (a world's benchmark, side-by-side play) gets the
 same game.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,9 +48,11 @@ class GymScene:
 
         self.env_id = env_id or getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
         if not isinstance(env.action_space, gym.spaces.Discrete):
-            raise SkyloopError(f"{self.env_id}: only Discrete action spaces can be played with keys, this env has {env.action_space}. "
-                               "Many games have an option that makes it Discrete: pass it with --gym-kwargs "
-                               "(e.g. continuous=False for CarRacing or LunarLander)")
+            raise SkyloopError(
+                f"{self.env_id}: only Discrete action spaces can be played with keys, this env has {env.action_space}. "
+                "Many games have an option that makes it Discrete: pass it with --gym-kwargs "
+                "(e.g. continuous=False for CarRacing or LunarLander)"
+            )
         if getattr(env, "render_mode", None) != "rgb_array":
             raise SkyloopError(f"{self.env_id}: the env must be made with render_mode='rgb_array' (it has {env.render_mode!r})")
         self.env = env

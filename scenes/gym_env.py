@@ -2,6 +2,7 @@
 
 The reward is 0: the scenes are worlds, not tasks. Wrap the env to add one.
 """
+
 from __future__ import annotations
 
 import gymnasium as gym

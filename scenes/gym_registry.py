@@ -13,6 +13,7 @@ is installed. `ensure_registered` makes an id known, trying in order:
 It returns the id without a module prefix and the module it imported, which
 the scene stores so the env can be made again in another process.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -133,13 +134,17 @@ def not_found_message(env_id: str, known: tuple[str, str] | None = None) -> str:
     """What to do about an id Gymnasium does not know: install its package, or name the module that registers it."""
     known = known or known_package(env_id)
     if known and not _installed(known[0].split(".")[0]):
-        return (f"the Gymnasium env {env_id!r} comes from the package {known[1]}, which is not installed here: "
-                f"pip install {known[1]} (Skyloop then imports {known[0]} by itself)")
+        return (
+            f"the Gymnasium env {env_id!r} comes from the package {known[1]}, which is not installed here: "
+            f"pip install {known[1]} (Skyloop then imports {known[0]} by itself)"
+        )
     ns = _namespace(env_id)
     what = f"no installed package registers the namespace {ns!r}" if ns else "no installed package registers it"
-    return (f"unknown Gymnasium env {env_id!r}: {what}. Gymnasium 1.x loads no env plugins by itself: install the game's "
-            f"package, and if Skyloop does not find it, name the module that registers the env on import: "
-            f"--gym-module PKG, or --gym PKG:{env_id}. {_registered_list(env_id)}")
+    return (
+        f"unknown Gymnasium env {env_id!r}: {what}. Gymnasium 1.x loads no env plugins by itself: install the game's "
+        f"package, and if Skyloop does not find it, name the module that registers the env on import: "
+        f"--gym-module PKG, or --gym PKG:{env_id}. {_registered_list(env_id)}"
+    )
 
 
 def _registered_list(env_id: str) -> str:

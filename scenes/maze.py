@@ -8,6 +8,7 @@ The pose is fixed-point (positions in 1/1024 of a cell, yaw in 1/72 of a turn),
 so walking forward L ticks and back L ticks lands on exactly the same pose, and
 the frames are bit-identical for the same seed and keys.
 """
+
 from __future__ import annotations
 
 import math
@@ -148,7 +149,7 @@ def generate_level(level: int, cells: int = 16) -> tuple[np.ndarray, np.ndarray]
         if any(r - 1 < rr + hh and rr - 1 < r + h and c - 1 < cc + ww and cc - 1 < c + w for rr, cc, hh, ww in rooms):
             continue
         rooms.append((r, c, h, w))
-        walls[r:r + h, c:c + w] = False
+        walls[r : r + h, c : c + w] = False
     centres = [(r + h // 2, c + w // 2) for r, c, h, w in rooms]
     # Connect rooms in a chain (sorted by position), then add two loops.
     order = sorted(range(len(rooms)), key=lambda i: centres[i][0] * cells + centres[i][1])
@@ -159,11 +160,11 @@ def generate_level(level: int, cells: int = 16) -> tuple[np.ndarray, np.ndarray]
     for a, b in links:
         (r0, c0), (r1, c1) = centres[a], centres[b]
         if rng.integers(2):
-            walls[r0, min(c0, c1):max(c0, c1) + 1] = False
-            walls[min(r0, r1):max(r0, r1) + 1, c1] = False
+            walls[r0, min(c0, c1) : max(c0, c1) + 1] = False
+            walls[min(r0, r1) : max(r0, r1) + 1, c1] = False
         else:
-            walls[min(r0, r1):max(r0, r1) + 1, c0] = False
-            walls[r1, min(c0, c1):max(c0, c1) + 1] = False
+            walls[min(r0, r1) : max(r0, r1) + 1, c0] = False
+            walls[r1, min(c0, c1) : max(c0, c1) + 1] = False
     # Each wall takes the material of the nearest room: districts you can recognise.
     rr, cc = np.mgrid[0:cells, 0:cells]
     dist = np.stack([(rr - r) ** 2 + (cc - c) ** 2 for r, c in centres])
@@ -177,8 +178,14 @@ class Maze(SceneBase):
     name = "maze"
     keyset = KEYS
     # Each key undone by another: L ticks out and the inverses in reverse order come back (when nothing blocks).
-    inverse_keys = {"forward": "back", "back": "forward", "turn_left": "turn_right", "turn_right": "turn_left",
-                    "strafe_left": "strafe_right", "strafe_right": "strafe_left"}
+    inverse_keys = {
+        "forward": "back",
+        "back": "forward",
+        "turn_left": "turn_right",
+        "turn_right": "turn_left",
+        "strafe_left": "strafe_right",
+        "strafe_right": "strafe_left",
+    }
 
     def __init__(self, size=(64, 64), level: int = 0):
         super().__init__(size)
@@ -199,7 +206,7 @@ class Maze(SceneBase):
         r0, r1 = (y - RADIUS) // UNIT, (y + RADIUS - 1) // UNIT
         if r0 < 0 or c0 < 0 or r1 >= self.cells or c1 >= self.cells:
             return True
-        return bool(self.walls[r0:r1 + 1, c0:c1 + 1].any())
+        return bool(self.walls[r0 : r1 + 1, c0 : c1 + 1].any())
 
     def _reset_state(self, rng: np.random.Generator) -> None:
         r, c = self.open_cells[rng.integers(len(self.open_cells))]
@@ -271,10 +278,7 @@ class Maze(SceneBase):
         try:
             ctx = moderngl.create_standalone_context(backend="egl")
         except Exception as exc:  # noqa: BLE001 - glcontext raises bare Exceptions
-            raise SkyloopError(
-                f"maze needs OpenGL through EGL and could not get it ({exc}). "
-                "On Debian/Ubuntu: apt-get install libegl1 libgl1"
-            ) from exc
+            raise SkyloopError(f"maze needs OpenGL through EGL and could not get it ({exc}). On Debian/Ubuntu: apt-get install libegl1 libgl1") from exc
         prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
         prog["colors"].write(np.asarray([m[0] for m in MATERIALS], np.float32).tobytes())
         prog["patterns"].write(np.asarray([m[1] for m in MATERIALS], np.int32).tobytes())

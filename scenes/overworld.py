@@ -4,6 +4,7 @@ The camera follows the player, who stays in the centre of the frame. Water,
 trees and rocks block. The terrain is fixed by `level`; `reset(seed)` picks the
 spawn point. Positions are integers (16 units per tile), so moves are exact.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -117,7 +118,7 @@ class Overworld(SceneBase):
         reps = (tiles * self.px + 2 * self.pad) // self.px + 1
         padded = np.tile(water, (reps, reps, 1))[: tiles * self.px + 2 * self.pad, : tiles * self.px + 2 * self.pad]
         padded = padded.copy()
-        padded[self.pad:self.pad + tiles * self.px, self.pad:self.pad + tiles * self.px] = world
+        padded[self.pad : self.pad + tiles * self.px, self.pad : self.pad + tiles * self.px] = world
         self.world = padded
         self.player = _player_sprites(self.px)
         free = np.argwhere((self.terrain == GRASS) | (self.terrain == SAND))
@@ -134,7 +135,7 @@ class Overworld(SceneBase):
         n = self.terrain.shape[0]
         if r0 < 0 or t0 < 0 or r1 >= n or t1 >= n:
             return True
-        return bool(np.isin(self.terrain[r0:r1 + 1, t0:t1 + 1], BLOCKING).any())
+        return bool(np.isin(self.terrain[r0 : r1 + 1, t0 : t1 + 1], BLOCKING).any())
 
     def _reset_state(self, rng: np.random.Generator) -> None:
         r, c = self.spawn_tiles[rng.integers(len(self.spawn_tiles))]
@@ -165,10 +166,10 @@ class Overworld(SceneBase):
         h, w = self.size
         cx = self.pad + self.x * self.px // TILE_UNITS
         cy = self.pad + self.y * self.px // TILE_UNITS
-        frame = self.world[cy - h // 2: cy - h // 2 + h, cx - w // 2: cx - w // 2 + w].copy()
+        frame = self.world[cy - h // 2 : cy - h // 2 + h, cx - w // 2 : cx - w // 2 + w].copy()
         sprite = self.player[self.facing]
         y0, x0 = h // 2 - self.px // 2, w // 2 - self.px // 2
-        region = frame[y0:y0 + self.px, x0:x0 + self.px]
+        region = frame[y0 : y0 + self.px, x0 : x0 + self.px]
         mask = sprite[..., 3:] > 0
         np.copyto(region, sprite[..., :3], where=mask)
         return frame

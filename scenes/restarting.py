@@ -7,6 +7,7 @@ played). The k-th restart after `reset(seed)` uses seed + RESTART_STRIDE * k,
 so a run is as deterministic as the scene itself (a replay gets the same
 frames). Scenes that never end pass through unchanged.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -12,6 +12,7 @@ names to hold this tick; `blind_tour(keyset, rng)` is the fallback when no
 scene state is at hand. Opposite keys are never held together: every policy's
 keys pass through `KeySet.without_opposites`.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -57,8 +58,9 @@ class GridTour:
     in pose units, `steer(scene, (x, y)) -> keys` and optionally `look(rng) -> [keys per tick]`.
     """
 
-    def __init__(self, keyset: KeySet, free: np.ndarray, unit: int, position, steer, rng: np.random.Generator,
-                 look=None, backoff=None, cfg: TourConfig = TourConfig()):
+    def __init__(
+        self, keyset: KeySet, free: np.ndarray, unit: int, position, steer, rng: np.random.Generator, look=None, backoff=None, cfg: TourConfig = TourConfig()
+    ):
         self.keyset = keyset
         self.free = free
         self.unit = unit
@@ -188,8 +190,7 @@ def _maze_tour(scene, rng):
         turn = "turn_left" if rng.random() < 0.5 else "turn_right"
         return [["back"]] * 3 + [[turn]] * int(rng.integers(3, quarter + 1))
 
-    return GridTour(scene.keyset, ~scene.walls, maze.UNIT, position, steer, rng, look=look, backoff=backoff,
-                    cfg=TourConfig(reach=(3, 9), look_p=0.6))
+    return GridTour(scene.keyset, ~scene.walls, maze.UNIT, position, steer, rng, look=look, backoff=backoff, cfg=TourConfig(reach=(3, 9), look_p=0.6))
 
 
 def _overworld_tour(scene, rng):
@@ -218,8 +219,7 @@ def _overworld_tour(scene, rng):
     def backoff(rng):
         return [[str(rng.choice(["up", "down", "left", "right"]))]] * 3
 
-    return GridTour(scene.keyset, free, ow.TILE_UNITS, position, steer, rng, look=look, backoff=backoff,
-                    cfg=TourConfig(reach=(6, 20)))
+    return GridTour(scene.keyset, free, ow.TILE_UNITS, position, steer, rng, look=look, backoff=backoff, cfg=TourConfig(reach=(6, 20)))
 
 
 class BounceTour:
@@ -264,7 +264,7 @@ class StickyTour:
         names = keyset.names
         combos = [(n,) for n in names]
         if pairs:
-            combos += [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if keyset.opposite(a) != b]
+            combos += [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if keyset.opposite(a) != b]
         self.combos = combos
         self.keyset = keyset
         self.rng = rng

@@ -17,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_cli(*args, cwd=None, env=None, timeout=600, check=False):
     """Runs `python -m engine ARGS` as a subprocess, returning the CompletedProcess."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=cwd or ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"skyloop {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -162,9 +162,23 @@ def test_evaluation_seeds_avoid_training_seeds(tiny_world):
 def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
     proc = cli("bench", "consistency", tiny_world, "--quick", "--out", tmp_path / "c", "--threads", "1", check=True)
     line = json.loads(proc.stdout.strip().splitlines()[-1])
-    for key in ("psnr_tf", "ssim_tf", "psnr_ar", "loop_self_psnr", "loop_gt_psnr", "action_agreement", "sharpness_ratio_end",
-                "frames", "seeds", "branch_spread", "psnr_tf_foreground", "plausibility_gap_ar", "plausibility_gap_explore",
-                "plausibility_foreground_gap_explore", "flicker_ratio_explore_end"):
+    for key in (
+        "psnr_tf",
+        "ssim_tf",
+        "psnr_ar",
+        "loop_self_psnr",
+        "loop_gt_psnr",
+        "action_agreement",
+        "sharpness_ratio_end",
+        "frames",
+        "seeds",
+        "branch_spread",
+        "psnr_tf_foreground",
+        "plausibility_gap_ar",
+        "plausibility_gap_explore",
+        "plausibility_foreground_gap_explore",
+        "flicker_ratio_explore_end",
+    ):
         assert key in line
     assert set(line["psnr_ar"]) == {"1", "4", "16", "32"}
     for name in ("report.md", "report.json", "autoregressive.png", "strip.png", "loop_closure.png", "stability.png"):
@@ -172,8 +186,7 @@ def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
 
 
 def test_training_throughput_bench(tmp_path, cli):
-    proc = cli("bench", "train", "--preset", "tiny", "--size", "32x32", "--keys", "4", "--steps", "2", "--warmup", "1",
-               "--out", tmp_path / "t", check=True)
+    proc = cli("bench", "train", "--preset", "tiny", "--size", "32x32", "--keys", "4", "--steps", "2", "--warmup", "1", "--out", tmp_path / "t", check=True)
     line = json.loads(proc.stdout.strip().splitlines()[-1])
     assert line["tokenizer_frames_per_s"] > 0 and line["dynamics_frames_per_s"] > 0
     assert "cpu" in line["device"] and (tmp_path / "t" / "report.md").exists()
@@ -187,8 +200,9 @@ def test_bench_train_times_the_step_that_training_runs(tmp_path, monkeypatch):
     seen = []
     real_step = fit.train_step
     monkeypatch.setattr(fit, "train_step", lambda phase, *a: seen.append(type(phase).__name__) or real_step(phase, *a))
-    report = bench_train("tiny", size=(32, 32), keys=3, steps=2, warmup=1, threads=1, settings=["dynamics.rollout_p=0.5", "train.ema=0.9"],
-                         out=tmp_path / "bench")
+    report = bench_train(
+        "tiny", size=(32, 32), keys=3, steps=2, warmup=1, threads=1, settings=["dynamics.rollout_p=0.5", "train.ema=0.9"], out=tmp_path / "bench"
+    )
     assert seen == ["TokenizerPhase"] * 3 + ["DynamicsPhase"] * 3
     assert report["results"]["dynamics"]["self_forcing"] == 0.5 and report["results"]["dynamics"]["frames_per_s"] > 0
     assert "train_step" in (tmp_path / "bench" / "report.md").read_text()

@@ -1,5 +1,6 @@
 """The flags that several commands share are declared once (argparse parents) and mean the same everywhere:
 parsed on the real `skyloop` parser, every command that runs a world takes them with the same defaults."""
+
 from __future__ import annotations
 
 import argparse

@@ -16,8 +16,7 @@ from scenes.explore import make_policy
 
 
 def _collect(out, name, episodes=2, steps=24, seed=5, workers=1, size=(64, 64)):
-    return collect(out, functools.partial(make_scene, name, size=size), make_policy, episodes=episodes, steps=steps,
-                   seed=seed, workers=workers, progress=False)
+    return collect(out, functools.partial(make_scene, name, size=size), make_policy, episodes=episodes, steps=steps, seed=seed, workers=workers, progress=False)
 
 
 def _checksums(ds):
@@ -63,8 +62,7 @@ def test_collect_refuses_to_mix_datasets(tmp_path):
 
 
 def test_collect_from_a_gymnasium_game_ends_episodes_with_the_game(tmp_path):
-    ds = collect(tmp_path / "cp", functools.partial(make_scene, "gym:CartPole-v1", size=(64, 96)), make_policy,
-                 episodes=2, steps=400, seed=1, progress=False)
+    ds = collect(tmp_path / "cp", functools.partial(make_scene, "gym:CartPole-v1", size=(64, 96)), make_policy, episodes=2, steps=400, seed=1, progress=False)
     assert ds.manifest.scene == "gym:CartPole-v1"
     lengths = [e.frames for e in ds.manifest.episodes]
     assert all(2 <= n < 401 for n in lengths), "random CartPole falls long before 400 ticks"
@@ -133,7 +131,7 @@ def test_import_mp4_with_jsonl(tmp_path):
     src.mkdir()
     frames = np.zeros((6, 32, 48, 3), np.uint8)
     for t in range(6):
-        frames[t, :, t * 8:(t + 1) * 8] = 255
+        frames[t, :, t * 8 : (t + 1) * 8] = 255
     with av.open(str(src / "clip.mp4"), "w") as out:
         stream = out.add_stream("libx264", rate=15, options={"crf": "0"})
         stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv444p"

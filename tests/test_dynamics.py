@@ -50,7 +50,7 @@ def test_a_later_frame_cannot_change_an_earlier_prediction():
     out = model(*changed)
     # targets of frames 1..j-1 (indices 0..j-2) must not move; frame j and later must
     assert torch.allclose(out[:, : j - 1], base[:, : j - 1], atol=1e-6)
-    assert not torch.allclose(out[:, j - 1:], base[:, j - 1:], atol=1e-3)
+    assert not torch.allclose(out[:, j - 1 :], base[:, j - 1 :], atol=1e-3)
 
 
 def test_keys_condition_the_prediction():
@@ -78,7 +78,7 @@ def test_cached_step_equals_full_recompute(frames):
     times = torch.cat([torch.arange(frames - 1), torch.arange(1, frames)])[None].expand(b, -1)
     role = torch.cat([torch.ones(frames - 1), torch.zeros(frames - 1)])[None].expand(b, -1)
     with torch.no_grad():
-        full = model.forward_frames(tokens, sigma, frame_keys, times, role, banded_mask(frames, CFG.context))[:, frames - 1:]
+        full = model.forward_frames(tokens, sigma, frame_keys, times, role, banded_mask(frames, CFG.context))[:, frames - 1 :]
     stepper = TorchStepper(model, b)
     cached = []
     for t in range(frames):

@@ -51,10 +51,19 @@ def test_step_graph_accepts_another_cache_length(tiny_export):
     n, d, k = meta["token_grid"][0] * meta["token_grid"][1], meta["token_dim"], meta["num_keys"]
     L, H, hd = meta["depth"], meta["heads"], meta["width"] // meta["heads"]
     for cache in (n, 3 * n):
-        out = session.run(None, {"tokens": np.zeros((1, n, d), np.float32), "sigma": np.ones(1, np.float32),
-                                 "keys": np.zeros((1, k), np.float32), "time": np.zeros(1, np.int64), "role": np.zeros(1, np.float32),
-                                 "cache_k": np.zeros((L, 1, H, cache, hd), np.float32), "cache_v": np.zeros((L, 1, H, cache, hd), np.float32),
-                                 "cache_bias": np.zeros((1, cache), np.float32)})
+        out = session.run(
+            None,
+            {
+                "tokens": np.zeros((1, n, d), np.float32),
+                "sigma": np.ones(1, np.float32),
+                "keys": np.zeros((1, k), np.float32),
+                "time": np.zeros(1, np.int64),
+                "role": np.zeros(1, np.float32),
+                "cache_k": np.zeros((L, 1, H, cache, hd), np.float32),
+                "cache_v": np.zeros((L, 1, H, cache, hd), np.float32),
+                "cache_bias": np.zeros((1, cache), np.float32),
+            },
+        )
         assert out[0].shape == (1, n, d) and out[1].shape == (L, 1, H, n, hd)
 
 
@@ -110,8 +119,9 @@ def test_a_bundle_is_exported_on_first_onnx_load(tiny_world, tmp_path, monkeypat
 def test_cli_export_and_speed_bench(tiny_world, tmp_path, cli):
     proc = cli("export", tiny_world, "--out", tmp_path / "x", check=True)
     assert (tmp_path / "x" / "step.onnx").exists()
-    proc = cli("bench", "speed", tiny_world, "--backend", "torch,onnx", "--frames", "20", "--warmup", "5", "--repeats", "2",
-               "--out", tmp_path / "speed", check=True)
+    proc = cli(
+        "bench", "speed", tiny_world, "--backend", "torch,onnx", "--frames", "20", "--warmup", "5", "--repeats", "2", "--out", tmp_path / "speed", check=True
+    )
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last["backend"] == "onnx" and last["fps"] > 0 and last["ms_p99"] >= last["ms_p50"] > 0
     assert set(last["all"]) == {"torch", "onnx"}

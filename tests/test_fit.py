@@ -1,5 +1,6 @@
 """The fit loop knows nothing about what it trains: a toy phase (a linear regression) goes through it,
 with logging, evaluation, EMA, checkpoints and resume."""
+
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace

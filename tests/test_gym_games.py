@@ -3,6 +3,7 @@
 The packages are tiny fakes written to tmp_path (one small catch game), so the
 tests need nothing beyond gymnasium; the well-known table is tested by name.
 """
+
 import json
 import sys
 import textwrap
@@ -117,10 +118,20 @@ def test_an_option_that_makes_the_action_space_discrete_is_named(games):
 
 
 def test_env_kwargs_are_parsed_sensibly():
-    got = parse_env_kwargs(["frameskip=4", "repeat_action_probability=0", "p=0.25", "continuous=False", "mode=none",
-                            "difficulty=null", "name=hard", "sizes=[1,2]", "label=\"3\""])
-    assert got == {"frameskip": 4, "repeat_action_probability": 0, "p": 0.25, "continuous": False, "mode": None,
-                   "difficulty": None, "name": "hard", "sizes": [1, 2], "label": "3"}
+    got = parse_env_kwargs(
+        ["frameskip=4", "repeat_action_probability=0", "p=0.25", "continuous=False", "mode=none", "difficulty=null", "name=hard", "sizes=[1,2]", 'label="3"']
+    )
+    assert got == {
+        "frameskip": 4,
+        "repeat_action_probability": 0,
+        "p": 0.25,
+        "continuous": False,
+        "mode": None,
+        "difficulty": None,
+        "name": "hard",
+        "sizes": [1, 2],
+        "label": "3",
+    }
     with pytest.raises(SkyloopError, match="key=value"):
         parse_env_kwargs(["frameskip"])
 
@@ -144,14 +155,52 @@ def test_collect_train_bench_and_play_a_game_whose_episodes_end(tmp_path, cli):
     write_game(tmp_path / "pkgs", "endgames", "endgames/Catch-v0")
     env = {"PYTHONPATH": f"{tmp_path / 'pkgs'}:{Path(__file__).resolve().parents[1]}"}
     data, world, bench = tmp_path / "data", tmp_path / "catch.safetensors", tmp_path / "bench"
-    proc = cli("collect", "--gym", "endgames/Catch-v0", "--gym-kwargs", "colour=blue", "drop_speed=1", "--size", "32x32",
-               "--episodes", "6", "--steps", "40", "--out", data, env=env, check=True)
+    proc = cli(
+        "collect",
+        "--gym",
+        "endgames/Catch-v0",
+        "--gym-kwargs",
+        "colour=blue",
+        "drop_speed=1",
+        "--size",
+        "32x32",
+        "--episodes",
+        "6",
+        "--steps",
+        "40",
+        "--out",
+        data,
+        env=env,
+        check=True,
+    )
     manifest = json.loads((data / "manifest.json").read_text())
     assert manifest["scene"] == "gym:endgames/Catch-v0"
     assert manifest["scene_options"] == {"env_id": "endgames/Catch-v0", "module": "endgames", "env_kwargs": {"colour": "blue", "drop_speed": 1}}
     assert all(e["frames"] < 12 for e in manifest["episodes"]), "each game ends within 10 ticks"
-    cli("train", "--data", data, "--preset", "tiny", "--out", world, "--steps", "20", "--tokenizer-steps", "20", "--threads", "1",
-        "--eval-every", "20", "--checkpoint-every", "1000", "--no-progress", "--run-dir", tmp_path / "run", env=env, check=True)
+    cli(
+        "train",
+        "--data",
+        data,
+        "--preset",
+        "tiny",
+        "--out",
+        world,
+        "--steps",
+        "20",
+        "--tokenizer-steps",
+        "20",
+        "--threads",
+        "1",
+        "--eval-every",
+        "20",
+        "--checkpoint-every",
+        "1000",
+        "--no-progress",
+        "--run-dir",
+        tmp_path / "run",
+        env=env,
+        check=True,
+    )
     info = json.loads(cli("info", world, "--json", env=env, check=True).stdout)
     assert info["scene_options"]["env_kwargs"] == {"colour": "blue", "drop_speed": 1}
     proc = cli("bench", "consistency", world, "--quick", "--out", bench, "--threads", "1", env=env, check=True)
@@ -163,8 +212,22 @@ def test_collect_train_bench_and_play_a_game_whose_episodes_end(tmp_path, cli):
     assert "The real game ended in 2 of 2 rollouts" in report and (bench / "autoregressive.png").stat().st_size > 200
     proc = cli("play", world, "--headless", "--frames", "30", "--out", tmp_path / "rec", env=env, check=True)
     assert json.loads(proc.stdout.strip().splitlines()[-1])["frames"] == 30
-    proc = cli("play", "--scene", "gym:endgames/Catch-v0", "--gym-kwargs", "colour=blue", "--size", "32x32", "--headless",
-               "--frames", "30", "--out", tmp_path / "rec2", env=env, check=True)
+    proc = cli(
+        "play",
+        "--scene",
+        "gym:endgames/Catch-v0",
+        "--gym-kwargs",
+        "colour=blue",
+        "--size",
+        "32x32",
+        "--headless",
+        "--frames",
+        "30",
+        "--out",
+        tmp_path / "rec2",
+        env=env,
+        check=True,
+    )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["frames"] == 30 and result["games_restarted"] >= 2
     log = next((tmp_path / "rec2").glob("*.jsonl"))

@@ -5,6 +5,7 @@ A static scan of the source: every import statement counts, at module level and 
 (a function-level import is still a dependency, only a later one), except those under
 `if TYPE_CHECKING:`, which never run. Importing a submodule's parent package is not counted.
 """
+
 from __future__ import annotations
 
 import ast

@@ -1,5 +1,6 @@
 """Plausibility and foreground metrics: real frames of unseen episodes reach the ceiling, melted or blurred ones do not,
 and a world that drops the small moving things scores low on the foreground."""
+
 import numpy as np
 
 from engine.bench import metrics as M
@@ -45,8 +46,7 @@ def test_the_patch_search_equals_a_brute_force_one():
     got = FrameBank(frames, patch=8).nearest(queries)["psnr"]
     want = []
     for q in queries:
-        errs = [min(((q[y:y + 8, x:x + 8].astype(float) - f[y:y + 8, x:x + 8]) ** 2).mean() for f in frames)
-                for y in (0, 8) for x in (0, 8)]
+        errs = [min(((q[y : y + 8, x : x + 8].astype(float) - f[y : y + 8, x : x + 8]) ** 2).mean() for f in frames) for y in (0, 8) for x in (0, 8)]
         want.append(10 * np.log10(255.0**2 / np.mean(errs)))
     np.testing.assert_allclose(got, want, rtol=1e-4)
 

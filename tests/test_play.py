@@ -123,8 +123,14 @@ def test_an_exception_mid_play_leaves_a_playable_clip_and_log(tmp_path):
 
 def _start_long_play(world, out, extra=()):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "engine", "play", str(world), "--headless", "--frames", "1000000", "--out", str(out),
-                             *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", "play", str(world), "--headless", "--frames", "1000000", "--out", str(out), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_frames(out: Path, n: int, timeout: float = 60) -> None:
@@ -162,10 +168,13 @@ def test_no_display_points_at_headless_and_records_nothing(tiny_world, tmp_path)
     assert not (tmp_path / "rec").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--from", "missing.png"], "no such image"),
-    (["--headless", "--keys", "KEYFILE"], "unknown key"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--from", "missing.png"], "no such image"),
+        (["--headless", "--keys", "KEYFILE"], "unknown key"),
+    ],
+)
 def test_bad_input_gets_a_clear_error(tiny_world, tmp_path, args, message):
     keyfile = tmp_path / "keys.txt"
     keyfile.write_text("up\njump\n")

@@ -1,4 +1,5 @@
 """The training recipe's parts at tiny size: self forcing, continuing a world, the CPU-time budget."""
+
 import json
 
 import numpy as np
@@ -88,8 +89,9 @@ def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world,
     out = tmp_path / "more.safetensors"
     before = read_spec(tiny_world).training
     # Zero learning rate: the continued world must come out with the very weights it started from.
-    preset = resolve_preset("tiny", ["dynamics.rollout_p=0.5", "dynamics.rollout_frames=2", "train.dynamics_lr=0", "train.ema=0",
-                                     "train.eval_every=1000"], steps=3)
+    preset = resolve_preset(
+        "tiny", ["dynamics.rollout_p=0.5", "dynamics.rollout_frames=2", "train.dynamics_lr=0", "train.ema=0", "train.eval_every=1000"], steps=3
+    )
     train_world(tiny_dataset, preset, out, run_dir=tmp_path / "same", threads=1, progress=False, init_from=tiny_world)
     a, b = load_bundle(tiny_world).dynamics.state_dict(), load_bundle(out).dynamics.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

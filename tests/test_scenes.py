@@ -58,8 +58,9 @@ def test_frames_are_identical_across_processes(name):
     assert here == there
 
 
-@pytest.mark.parametrize("name,out,back", [("maze", "forward", "back"), ("maze", "turn_left", "turn_right"),
-                                          ("overworld", "up", "down"), ("overworld", "left", "right")])
+@pytest.mark.parametrize(
+    "name,out,back", [("maze", "forward", "back"), ("maze", "turn_left", "turn_right"), ("overworld", "up", "down"), ("overworld", "left", "right")]
+)
 def test_out_and_back_returns_to_the_same_frame(name, out, back):
     """Fixed-point poses: L ticks out and L back land on the same pose and frame (when nothing blocked)."""
     for seed in range(50):

@@ -29,10 +29,15 @@ def test_tiny_learns_the_maze_beyond_repeating_the_last_frame(tmp_path):
     from scenes import make_scene
     from scenes.explore import make_policy
 
-    data = collect(tmp_path / "maze", functools.partial(make_scene, "maze", size=(32, 32)), make_policy, episodes=12, steps=64,
-                   seed=0, progress=False)
-    train_world(data.root, resolve_preset("tiny", steps=600, tokenizer_steps=300, eval_every=600), tmp_path / "w.safetensors",
-                run_dir=tmp_path / "run", threads=2, progress=False)
+    data = collect(tmp_path / "maze", functools.partial(make_scene, "maze", size=(32, 32)), make_policy, episodes=12, steps=64, seed=0, progress=False)
+    train_world(
+        data.root,
+        resolve_preset("tiny", steps=600, tokenizer_steps=300, eval_every=600),
+        tmp_path / "w.safetensors",
+        run_dir=tmp_path / "run",
+        threads=2,
+        progress=False,
+    )
     e = _eval(tmp_path / "run")
     assert e["psnr_1step"] >= e["psnr_repeat_last"] + 0.75, e
     assert e["psnr_1step"] >= 23.0, e
@@ -40,9 +45,32 @@ def test_tiny_learns_the_maze_beyond_repeating_the_last_frame(tmp_path):
 
 
 def _train_cmd(data, out, run_dir, *extra):
-    return [sys.executable, "-m", "engine", "train", "--data", str(data), "--preset", "tiny", "--out", str(out),
-            "--run-dir", str(run_dir), "--tokenizer-steps", "40", "--steps", "120", "--checkpoint-every", "10",
-            "--eval-every", "1000", "--threads", "1", "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "engine",
+        "train",
+        "--data",
+        str(data),
+        "--preset",
+        "tiny",
+        "--out",
+        str(out),
+        "--run-dir",
+        str(run_dir),
+        "--tokenizer-steps",
+        "40",
+        "--steps",
+        "120",
+        "--checkpoint-every",
+        "10",
+        "--eval-every",
+        "1000",
+        "--threads",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("recipe", [[], ["--set", "dynamics.rollout_p=0.5"]], ids=["teacher-forcing", "self-forcing"])
@@ -53,8 +81,9 @@ def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, 
     ref = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "ref.safetensors", tmp_path / "ref", *recipe), cwd=ROOT, capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, *recipe), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, *recipe), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     killed_at = None
     while time.time() < deadline and proc.poll() is None:
@@ -94,8 +123,14 @@ def test_resume_with_other_data_is_refused(tiny_dataset, tmp_path):
     from scenes.explore import make_policy
 
     run_dir = tmp_path / "run"
-    train_world(tiny_dataset, resolve_preset("tiny", steps=10, tokenizer_steps=10, checkpoint_every=5, eval_every=1000),
-                tmp_path / "w.safetensors", run_dir=run_dir, threads=1, progress=False)
+    train_world(
+        tiny_dataset,
+        resolve_preset("tiny", steps=10, tokenizer_steps=10, checkpoint_every=5, eval_every=1000),
+        tmp_path / "w.safetensors",
+        run_dir=run_dir,
+        threads=1,
+        progress=False,
+    )
     other = collect(tmp_path / "bounce", functools.partial(make_scene, "bounce", size=(32, 32)), make_policy, episodes=2, steps=20, progress=False)
     with pytest.raises(SkyloopError, match="keys"):
         train_world(other.root, resolve_preset("tiny"), tmp_path / "w2.safetensors", run_dir=run_dir, resume=True, threads=1, progress=False)
@@ -119,9 +154,31 @@ def test_ddp_on_gloo_with_two_processes(tiny_dataset, tmp_path):
 
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "ddp.safetensors"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "engine", "train", "--data", str(tiny_dataset), "--preset", "tiny",
-           "--out", str(out), "--run-dir", str(tmp_path / "run"), "--tokenizer-steps", "20", "--steps", "20", "--eval-every", "20",
-           "--device", "cpu", "--no-progress"]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "engine",
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--preset",
+        "tiny",
+        "--out",
+        str(out),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--tokenizer-steps",
+        "20",
+        "--steps",
+        "20",
+        "--eval-every",
+        "20",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     spec = read_spec(out)
@@ -149,8 +206,16 @@ def test_new_dynamics_on_an_existing_tokenizer(tiny_world, tiny_dataset, tmp_pat
     src = tiny_world if source == "world" else tiny_world.parent / "run" / "checkpoint.safetensors"
     assert src.exists()
     out = tmp_path / "w.safetensors"
-    train_world(tiny_dataset, resolve_preset("tiny", steps=5, eval_every=5, checkpoint_every=1000), out, run_dir=tmp_path / "run",
-                threads=1, progress=False, command="tests", tokenizer_from=src)
+    train_world(
+        tiny_dataset,
+        resolve_preset("tiny", steps=5, eval_every=5, checkpoint_every=1000),
+        out,
+        run_dir=tmp_path / "run",
+        threads=1,
+        progress=False,
+        command="tests",
+        tokenizer_from=src,
+    )
     _, reused = load_tokenizer(out)
     _, original = load_tokenizer(tiny_world)
     a, b = reused.state_dict(), original.state_dict()
@@ -174,8 +239,7 @@ def test_every_rank_passes_the_latent_cache_barrier_once_whether_or_not_the_cach
 
     def ctx(rank):
         dist = SimpleNamespace(main=rank == 0, device=torch.device("cpu"), barrier=lambda: barriers.append(rank))
-        return SimpleNamespace(run_dir=tmp_path, train_episodes=episodes[:2], holdout_episodes=episodes[2:], dist=dist,
-                               say=lambda *a: None)
+        return SimpleNamespace(run_dir=tmp_path, train_episodes=episodes[:2], holdout_episodes=episodes[2:], dist=dist, say=lambda *a: None)
 
     first = load_or_encode_latents(ctx(0), tok)  # no cache: rank 0 encodes, writes, passes the barrier
     assert (tmp_path / "latents.safetensors").exists() and barriers == [0]

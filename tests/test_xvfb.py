@@ -1,4 +1,5 @@
 """One real window: Xvfb, real X key events from xdotool, a screenshot from the X server."""
+
 import os
 import shutil
 import subprocess
@@ -12,15 +13,16 @@ from engine.record.actionlog import read_action_log
 from engine.record.video import read_video
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "xdotool", "xwininfo", "import")),
-                                reason="needs Xvfb, xdotool, x11-utils and imagemagick (tools/setup installs them)")
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("Xvfb", "xdotool", "xwininfo", "import")),
+    reason="needs Xvfb, xdotool, x11-utils and imagemagick (tools/setup installs them)",
+)
 
 
 @pytest.fixture
 def xserver():
     display = f":{90 + os.getpid() % 50}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = {**os.environ, "DISPLAY": display}
     env.pop("SDL_VIDEODRIVER", None)
     for _ in range(100):
@@ -50,8 +52,14 @@ def _key(env, wid, *args):
 def test_real_window_takes_real_keys_and_shows_the_world(tiny_world, tmp_path, xserver):
     env = xserver
     out = tmp_path / "rec"
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "play", str(tiny_world), "--record", "--out", str(out), "--seconds", "90"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "play", str(tiny_world), "--record", "--out", str(out), "--seconds", "90"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wid = _window_id(env)
         time.sleep(1.0)

@@ -11,6 +11,7 @@ stability runs of 2,000 frames with plausibility) on ONNX Runtime, and appends a
 
 Outputs: runs/ablate/NAME/{world.safetensors, run/, bench/}. Resumable: a finished stage is not redone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,9 +75,32 @@ def main() -> None:
         for other in sorted((ROOT / "runs" / "ablate").glob("*/run/latents.safetensors")):  # same tokenizer, same data:
             if not (run_dir / "latents.safetensors").exists():  # the cache is checked by fingerprint before use
                 shutil.copy(other, run_dir / "latents.safetensors")
-        cmd = [sk, "train", "--data", args.data, "--preset", "small", "--init-from", args.init, "--out", str(world),
-               "--run-dir", str(run_dir), "--steps", "1000000", "--lr", str(args.lr), "--compile", "--no-progress",
-               "--set", f"train.cpu_minutes={args.cpu_minutes}", "--set", "train.warmup=50", "--set", "train.eval_every=1000000"]
+        cmd = [
+            sk,
+            "train",
+            "--data",
+            args.data,
+            "--preset",
+            "small",
+            "--init-from",
+            args.init,
+            "--out",
+            str(world),
+            "--run-dir",
+            str(run_dir),
+            "--steps",
+            "1000000",
+            "--lr",
+            str(args.lr),
+            "--compile",
+            "--no-progress",
+            "--set",
+            f"train.cpu_minutes={args.cpu_minutes}",
+            "--set",
+            "train.warmup=50",
+            "--set",
+            "train.eval_every=1000000",
+        ]
         for s in args.set:
             cmd += ["--set", s]
         if (run_dir / "checkpoint.safetensors").exists():
@@ -88,21 +112,42 @@ def main() -> None:
     report = json.loads((bench / "report.json").read_text())
     s = report["summary"]
     training = report.get("training", {}) if args.cpu_minutes > 0 else {}
-    row = {"recipe": args.name, "init": str(args.init), "settings": args.set, "cpu_minutes": args.cpu_minutes,
-           "steps": training.get("dynamics_steps", 0), "cpu_seconds": training.get("dynamics_cpu_seconds", 0),
-           "wall_minutes": round(training.get("seconds", 0) / 60, 1), "summary": s, "note": args.note,
-           "machine": report["machine"].get("cpu", "") if isinstance(report.get("machine"), dict) else "",
-           "cumulative": training.get("cumulative") or report.get("training", {}).get("cumulative")}
+    row = {
+        "recipe": args.name,
+        "init": str(args.init),
+        "settings": args.set,
+        "cpu_minutes": args.cpu_minutes,
+        "steps": training.get("dynamics_steps", 0),
+        "cpu_seconds": training.get("dynamics_cpu_seconds", 0),
+        "wall_minutes": round(training.get("seconds", 0) / 60, 1),
+        "summary": s,
+        "note": args.note,
+        "machine": report["machine"].get("cpu", "") if isinstance(report.get("machine"), dict) else "",
+        "cumulative": training.get("cumulative") or report.get("training", {}).get("cumulative"),
+    }
     (folder / "row.json").write_text(json.dumps(row, indent=1))
     if not TABLE.exists():
         TABLE.write_text(HEADER)
     end = str(s["stability_frames"])
-    cells = [args.name + (f" ({args.note})" if args.note else ""), f"`{Path(args.init).name}`",
-             " ".join(f"`{x}`" for x in args.set) or "–", fmt(args.cpu_minutes, 0), str(row["steps"]), fmt(row["wall_minutes"], 0),
-             fmt(s["psnr_tf"]), fmt(s["psnr_ar"].get("16")), fmt(s["psnr_ar"].get("64")), fmt(s["loop_self_psnr"]),
-             fmt(s["action_agreement"], 3), fmt(s["branch_spread"], 2), fmt(s["sharpness_ratio_explore_end"]),
-             fmt(s["flicker_ratio_explore_end"]), fmt(s["plausibility_gap_explore"].get(end)),
-             fmt(s["foreground_share_ratio_explore"].get(end)), row["machine"][:24]]
+    cells = [
+        args.name + (f" ({args.note})" if args.note else ""),
+        f"`{Path(args.init).name}`",
+        " ".join(f"`{x}`" for x in args.set) or "–",
+        fmt(args.cpu_minutes, 0),
+        str(row["steps"]),
+        fmt(row["wall_minutes"], 0),
+        fmt(s["psnr_tf"]),
+        fmt(s["psnr_ar"].get("16")),
+        fmt(s["psnr_ar"].get("64")),
+        fmt(s["loop_self_psnr"]),
+        fmt(s["action_agreement"], 3),
+        fmt(s["branch_spread"], 2),
+        fmt(s["sharpness_ratio_explore_end"]),
+        fmt(s["flicker_ratio_explore_end"]),
+        fmt(s["plausibility_gap_explore"].get(end)),
+        fmt(s["foreground_share_ratio_explore"].get(end)),
+        row["machine"][:24],
+    ]
     lines = TABLE.read_text().splitlines(keepends=True)
     last = max(i for i, ln in enumerate(lines) if ln.startswith("|"))  # rows go under the table, above any notes
     lines.insert(last + 1, "| " + " | ".join(cells) + " |\n")

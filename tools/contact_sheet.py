@@ -1,7 +1,8 @@
 """A contact sheet of a clip: every Nth frame in a grid, each labelled with its frame number.
 
-    .venv/bin/python tools/contact_sheet.py recordings/….mp4 --every 10 --out docs/results/maze/main_clip.png
+.venv/bin/python tools/contact_sheet.py recordings/….mp4 --every 10 --out docs/results/maze/main_clip.png
 """
+
 from __future__ import annotations
 
 import argparse

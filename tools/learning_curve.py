@@ -8,6 +8,7 @@ x = 0; its figure is in its metadata and docs/RESULTS.md).
 
     .venv/bin/python tools/learning_curve.py shipped-maze B-self-forcing C-self-forcing-100 --out docs/learning_curve.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "docs" / "ablations.md"
-COLUMNS = {"AR@16": "AR PSNR @16 (dB)", "agree": "action agreement", "spread": "branch spread world/real",
-           "sharp": "sharpness world/real, explore end"}
+COLUMNS = {"AR@16": "AR PSNR @16 (dB)", "agree": "action agreement", "spread": "branch spread world/real", "sharp": "sharpness world/real, explore end"}
 
 
 def table_rows() -> dict[str, dict]:
@@ -41,8 +41,14 @@ def load(name: str, table: dict[str, dict]) -> dict:
     if path.exists():
         r = json.loads(path.read_text())
         s = r["summary"]
-        return {"recipe": name, "cpu_minutes": r["cpu_minutes"], "AR@16": s["psnr_ar"].get("16"),
-                "agree": s["action_agreement"], "spread": s["branch_spread"], "sharp": s["sharpness_ratio_explore_end"]}
+        return {
+            "recipe": name,
+            "cpu_minutes": r["cpu_minutes"],
+            "AR@16": s["psnr_ar"].get("16"),
+            "agree": s["action_agreement"],
+            "spread": s["branch_spread"],
+            "sharp": s["sharpness_ratio_explore_end"],
+        }
     if name not in table:
         raise SystemExit(f"no row {name!r}: neither runs/ablate/{name}/row.json nor a line in {TABLE}")
     row = table[name]

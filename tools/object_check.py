@@ -5,6 +5,7 @@ noise is U(0, max_context_noise)), and decoded; foreground figures (engine.bench
 
     .venv/bin/python tools/object_check.py worlds/bounce.safetensors
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,11 @@ def main() -> None:
     out = {"world": args.world, "frames": len(truth), "foreground_share_real": round(float(mask.mean()), 4)}
     for sigma in (float(s) for s in args.sigmas.split(",")):
         frames = world.decode((tokens + sigma * rng.standard_normal(tokens.shape)).astype(np.float32))
-        out[f"sigma={sigma:g}"] = {"psnr": round(float(M.psnr(frames, truth).mean()), 2),
-                                   "foreground_psnr": round(float(np.nanmean(masked_psnr(frames, truth, mask))), 2),
-                                   "foreground_share_ratio": round(float(bank.foreground(frames).mean() / mask.mean()), 3)}
+        out[f"sigma={sigma:g}"] = {
+            "psnr": round(float(M.psnr(frames, truth).mean()), 2),
+            "foreground_psnr": round(float(np.nanmean(masked_psnr(frames, truth, mask))), 2),
+            "foreground_share_ratio": round(float(bank.foreground(frames).mean() / mask.mean()), 3),
+        }
     print(json.dumps(out))
 
 

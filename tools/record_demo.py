@@ -9,6 +9,7 @@ player sees it, HUD included. Used for the GIFs in docs/.
 Writes OUT/play.gif, OUT/window.png and OUT/play.mp4 and prints where they went. Needs Xvfb, xdotool,
 x11-utils and imagemagick (tools/setup installs them).
 """
+
 import argparse
 import os
 import shutil
@@ -23,8 +24,16 @@ sys.path.insert(0, str(ROOT))
 
 # (held scene keys, seconds) per scene: a little tour that shows the keys doing their job.
 SCRIPTS = {
-    "maze": [(("forward",), 2.5), (("turn_left",), 1.2), (("forward",), 2.0), (("forward", "turn_right"), 1.5), ((), 0.5),
-             (("turn_right",), 1.5), (("forward",), 2.0), (("back",), 1.0)],
+    "maze": [
+        (("forward",), 2.5),
+        (("turn_left",), 1.2),
+        (("forward",), 2.0),
+        (("forward", "turn_right"), 1.5),
+        ((), 0.5),
+        (("turn_right",), 1.5),
+        (("forward",), 2.0),
+        (("back",), 1.0),
+    ],
     "overworld": [(("right",), 2.0), (("up",), 2.0), (("left",), 1.5), ((), 0.5), (("down",), 2.0), (("right",), 1.5)],
     "bounce": [(("right",), 1.5), (("jump",), 0.3), ((), 1.0), (("left",), 2.0), (("left", "jump"), 0.4), ((), 1.0), (("right",), 1.5)],
 }
@@ -50,15 +59,35 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     display = f":{150 + os.getpid() % 50}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = {**os.environ, "DISPLAY": display}
     env.pop("SDL_VIDEODRIVER", None)
     with tempfile.TemporaryDirectory() as tmp:
         rec = Path(tmp) / "rec"
-        play = subprocess.Popen([sys.executable, "-m", "engine", "play", args.world, "--record", "--gif", "--out", str(rec),
-                                 "--backend", args.backend, "--seed", str(args.seed), "--seconds", "120"],
-                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        play = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "engine",
+                "play",
+                args.world,
+                "--record",
+                "--gif",
+                "--out",
+                str(rec),
+                "--backend",
+                args.backend,
+                "--seed",
+                str(args.seed),
+                "--seconds",
+                "120",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             wid = None
             deadline = time.time() + 180

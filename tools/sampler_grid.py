@@ -7,6 +7,7 @@ with one row per point. Store the winner with tools/set_sampler.py.
 
   .venv/bin/python tools/sampler_grid.py worlds/maze.safetensors --out docs/results/maze/sampler
 """
+
 import argparse
 import json
 import subprocess
@@ -45,21 +46,29 @@ def main() -> int:
             q = run(args.world, point, ["--parts", "tf,ar,action", "--seeds", str(args.seeds), "--frames", str(args.frames), *common])["summary"]
             st = None
             if args.stability_frames:
-                stab = run(args.world, point / "stability", ["--parts", "stability", "--stability-frames", str(args.stability_frames),
-                                                             "--backend", "onnx", *common])
+                stab = run(
+                    args.world, point / "stability", ["--parts", "stability", "--stability-frames", str(args.stability_frames), "--backend", "onnx", *common]
+                )
                 st = stab["stability"]
             rows.append((steps, noise, q, st))
     horizons = sorted({int(k) for _, _, q, _ in rows for k in q["psnr_ar"]})
-    lines = [f"# Sampler grid for {Path(args.world).name}\n",
-             f"`tools/sampler_grid.py`: `skyloop bench consistency` at each point, {args.seeds} seeds, {args.frames}-frame rollouts"
-             + (f", stability runs of {args.stability_frames} frames" if args.stability_frames else "") + ". PSNR in dB.\n",
-             "| steps | context noise | TF PSNR | " + " | ".join(f"AR@{h}" for h in horizons)
-             + " | action agreement | motion direction | sharpness no-op (end) | sharpness explore (end) |",
-             "|---" * (6 + len(horizons)) + "|"]
+    lines = [
+        f"# Sampler grid for {Path(args.world).name}\n",
+        f"`tools/sampler_grid.py`: `skyloop bench consistency` at each point, {args.seeds} seeds, {args.frames}-frame rollouts"
+        + (f", stability runs of {args.stability_frames} frames" if args.stability_frames else "")
+        + ". PSNR in dB.\n",
+        "| steps | context noise | TF PSNR | "
+        + " | ".join(f"AR@{h}" for h in horizons)
+        + " | action agreement | motion direction | sharpness no-op (end) | sharpness explore (end) |",
+        "|---" * (6 + len(horizons)) + "|",
+    ]
     for steps, noise, q, st in rows:
         sharp = [f"{st[n]['sharpness_ratio_end']:.2f}" if st else "-" for n in ("noop", "explore")]
-        lines.append(f"| {steps} | {noise:g} | {q['psnr_tf']:.2f} | " + " | ".join(f"{q['psnr_ar'].get(str(h), float('nan')):.2f}" for h in horizons)
-                     + f" | {q['action_agreement']:.3f} | {q.get('motion_direction_agreement') or float('nan'):.3f} | {sharp[0]} | {sharp[1]} |")
+        lines.append(
+            f"| {steps} | {noise:g} | {q['psnr_tf']:.2f} | "
+            + " | ".join(f"{q['psnr_ar'].get(str(h), float('nan')):.2f}" for h in horizons)
+            + f" | {q['action_agreement']:.3f} | {q.get('motion_direction_agreement') or float('nan'):.3f} | {sharp[0]} | {sharp[1]} |"
+        )
     (out / "sampler.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[2:]))
     print(f"wrote {out / 'sampler.md'}")

@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python tools/scene_strip.py [--out docs/scenes.png] [--size 64x64]
 """
+
 import argparse
 
 import numpy as np

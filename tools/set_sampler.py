@@ -3,6 +3,7 @@
 The sampler is not trained: choose it with `skyloop bench consistency --sampler-steps N --context-noise X`,
 then store the winner. Usage: .venv/bin/python tools/set_sampler.py WORLD [--steps N] [--context-noise X]
 """
+
 import argparse
 from dataclasses import replace
 

@@ -6,6 +6,7 @@ warm-up context), then generates the rest with the same keys; PSNR against the r
 
     .venv/bin/python tools/warmup_check.py worlds/maze.safetensors [--seeds 8] [--frames 64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,13 @@ def main() -> None:
         keys.append(k)
         real.append(np.stack([s.step(kk) for s, kk in zip(scenes, k)]))
     steps = M.log_steps(args.frames)
-    result = {"world": args.world, "seeds": len(seeds), "context": w, "warmup": args.warmup,
-              "repeat_last_context_frame": {str(t): round(float(M.psnr(warm[:, -1], real[t - 1]).mean()), 2) for t in steps}}
+    result = {
+        "world": args.world,
+        "seeds": len(seeds),
+        "context": w,
+        "warmup": args.warmup,
+        "repeat_last_context_frame": {str(t): round(float(M.psnr(warm[:, -1], real[t - 1]).mean()), 2) for t in steps},
+    }
     for name, context in (("one_frame", [c[-1:] for c in warm]), ("warmup_context", list(warm))):
         world.reset(context)
         curve = [M.psnr(world.step(k), r).mean() for k, r in zip(keys, real)]

@@ -23,6 +23,7 @@ at a step average over the rollouts still alive, and the report says how many
 ended and after how many steps. The long stability runs and the real-frame
 bank start a new game instead (scenes/restarting.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,21 @@ class ConsistencyConfig:
     plausibility_window: int = 16  # plausibility in the stability runs: frames up to each report point that are scored
 
 
-QUICK = ConsistencyConfig(seeds=2, frames=32, tf_frames=12, loops=(2, 8), loops_per_length=1, forks=2, fork_length=4,
-                          stability_frames=48, stability_batch=1, warmup=4, bank_episodes=2, bank_steps=64, plausibility_window=4)
+QUICK = ConsistencyConfig(
+    seeds=2,
+    frames=32,
+    tf_frames=12,
+    loops=(2, 8),
+    loops_per_length=1,
+    forks=2,
+    fork_length=4,
+    stability_frames=48,
+    stability_batch=1,
+    warmup=4,
+    bank_episodes=2,
+    bank_steps=64,
+    plausibility_window=4,
+)
 
 
 # ---- seeds and scripts -----------------------------------------------------------
@@ -162,12 +176,16 @@ def teacher_forced(world, scenes: Scenes, cfg: ConsistencyConfig, bank: FrameBan
 
     recon = world.decode(world.encode(truth[scored])).reshape(truth[scored].shape)
     return {
-        "psnr": mean(M.psnr(preds, truth)), "ssim": mean(M.ssim(preds, truth)),
-        "floor_repeat_last_psnr": mean(M.psnr(real[:-1], truth)), "floor_repeat_last_ssim": mean(M.ssim(real[:-1], truth)),
-        "ceiling_tokenizer_psnr": float(M.psnr(recon, truth[scored]).mean()), "ceiling_tokenizer_ssim": float(M.ssim(recon, truth[scored]).mean()),
+        "psnr": mean(M.psnr(preds, truth)),
+        "ssim": mean(M.ssim(preds, truth)),
+        "floor_repeat_last_psnr": mean(M.psnr(real[:-1], truth)),
+        "floor_repeat_last_ssim": mean(M.ssim(real[:-1], truth)),
+        "ceiling_tokenizer_psnr": float(M.psnr(recon, truth[scored]).mean()),
+        "ceiling_tokenizer_ssim": float(M.ssim(recon, truth[scored]).mean()),
         "foreground_psnr": mean(masked_psnr(preds, truth, bank.foreground(truth))),
         "foreground_floor_repeat_last_psnr": mean(masked_psnr(real[:-1], truth, bank.foreground(truth))),
-        "frames_scored": int(scored.sum()), "games_ended": sum(n is not None for n in scenes.game_lengths),
+        "frames_scored": int(scored.sum()),
+        "games_ended": sum(n is not None for n in scenes.game_lengths),
     }
 
 
@@ -185,15 +203,21 @@ def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict) -> dict:
     frame 1,000) would make any world look more real than the real scene.
     """
     g, r = bank.nearest(generated), ceiling
-    out = {"psnr": _nanmean(g["psnr"]), "ceiling_psnr": _nanmean(r["psnr"]),
-           "frame_psnr": _nanmean(g["frame_psnr"]), "frame_ceiling_psnr": _nanmean(r["frame_psnr"]),
-           "foreground_psnr": _nanmean(g["foreground_psnr"]), "foreground_ceiling_psnr": _nanmean(r["foreground_psnr"])}
+    out = {
+        "psnr": _nanmean(g["psnr"]),
+        "ceiling_psnr": _nanmean(r["psnr"]),
+        "frame_psnr": _nanmean(g["frame_psnr"]),
+        "frame_ceiling_psnr": _nanmean(r["frame_psnr"]),
+        "foreground_psnr": _nanmean(g["foreground_psnr"]),
+        "foreground_ceiling_psnr": _nanmean(r["foreground_psnr"]),
+    }
     out["foreground_share_ratio"] = float(g["foreground_share"].mean() / r["foreground_share"].mean()) if r["foreground_share"].mean() > 0 else None
     out["patch_gap"] = out["ceiling_psnr"] - out["psnr"]
     out["frame_gap"] = out["frame_ceiling_psnr"] - out["frame_psnr"]
     out["gap"] = max(out["patch_gap"], out["frame_gap"])  # each scale catches what the other misses (see plausibility.py)
-    out["foreground_gap"] = None if out["foreground_psnr"] is None or out["foreground_ceiling_psnr"] is None \
-        else out["foreground_ceiling_psnr"] - out["foreground_psnr"]
+    out["foreground_gap"] = (
+        None if out["foreground_psnr"] is None or out["foreground_ceiling_psnr"] is None else out["foreground_ceiling_psnr"] - out["foreground_psnr"]
+    )
     return out
 
 
@@ -268,7 +292,7 @@ def loop_closure(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, pr
         return {"available": False, "why": "this scene has no exact inverse keys (physics does not run backwards)"}
     perm = np.array([keyset.names.index(inverse.get(n, n)) for n in keyset.names])
     movers = [n for n in keyset.names if n in inverse]
-    combos = [(n,) for n in movers] + [(a, b) for i, a in enumerate(movers) for b in movers[i + 1:] if inverse.get(a) != b]
+    combos = [(n,) for n in movers] + [(a, b) for i, a in enumerate(movers) for b in movers[i + 1 :] if inverse.get(a) != b]
     results = {}
     for length in cfg.loops:
         trials = []  # (seed, prefix keys, out keys)
@@ -296,8 +320,9 @@ def loop_closure(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, pr
         scenes = [make_scene() for _ in trials]
         starts = [s.reset(t[0]) for s, t in zip(scenes, trials)]
         world.reset(starts)
-        script = np.concatenate([np.stack([t[1] for t in trials], 1), np.stack([t[2] for t in trials], 1),
-                                 np.stack([t[2][::-1][:, perm] for t in trials], 1)])  # [ticks, B, K]
+        script = np.concatenate(
+            [np.stack([t[1] for t in trials], 1), np.stack([t[2] for t in trials], 1), np.stack([t[2][::-1][:, perm] for t in trials], 1)]
+        )  # [ticks, B, K]
         frames, real = [], []
         for k in script:
             frames.append(world.step(k))
@@ -318,8 +343,13 @@ def loop_closure(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, pr
         return {"available": False, "why": "no out-and-back script returned exactly in the real scene"}
     self_all = [v["self_psnr"] for v in results.values()]
     gt_all = [v["gt_psnr"] for v in results.values()]
-    return {"available": True, "context": world.spec.dynamics.context, "by_length": results,
-            "self_psnr": float(np.mean(self_all)), "gt_psnr": float(np.mean(gt_all))}
+    return {
+        "available": True,
+        "context": world.spec.dynamics.context,
+        "by_length": results,
+        "self_psnr": float(np.mean(self_all)),
+        "gt_psnr": float(np.mean(gt_all)),
+    }
 
 
 def _sticky(keyset, combos, rng, n) -> np.ndarray:
@@ -333,7 +363,7 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
     keyset = probe.keyset
     probe.close()
     names = keyset.names
-    combos = [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    combos = [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     fork_seeds = [seeds[j % len(seeds)] for j in range(cfg.forks)]
     rng = np.random.default_rng(7)
     prefix = np.stack([_sticky(keyset, combos, np.random.default_rng([s, j, 1]), cfg.warmup) for j, s in enumerate(fork_seeds)], 1)
@@ -379,7 +409,9 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
     d_world = np.abs(wa.astype(float) - wb.astype(float)).mean(axis=(2, 3, 4)) * both_on
     d_real = np.abs(ra.astype(float) - rb.astype(float)).mean(axis=(2, 3, 4)) * both_on
     out = {
-        "forks": cfg.forks, "branch_length": cfg.fork_length, "forks_whose_game_ended": int((~both_on).any(0).sum()),
+        "forks": cfg.forks,
+        "branch_length": cfg.fork_length,
+        "forks_whose_game_ended": int((~both_on).any(0).sum()),
         "agreement": float(votes.mean()) if len(votes) else None,
         "compared_frames": int(len(votes)),
         "branch_difference_ratio": float(d_world.sum() / max(d_real.sum(), 1e-9)),
@@ -453,16 +485,24 @@ def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progr
             "flicker_real_end": float(np.mean(flick_r[tail])),
             "plausibility": {str(p): plausibility(bank, np.concatenate(ws), ceiling) for p, (ws, _) in scored.items()},
         }
-        curves[name] = {"sharpness_ratio": ratio, "histogram_distance": np.array(drift), "flicker_world": np.array(flick_w),
-                        "flicker_real": np.array(flick_r)}
+        curves[name] = {"sharpness_ratio": ratio, "histogram_distance": np.array(drift), "flicker_world": np.array(flick_w), "flicker_real": np.array(flick_r)}
     out["sharpness_ratio_end"] = float(min(v["sharpness_ratio_end"] for v in out.values() if isinstance(v, dict)))
     return out, curves
 
 
 # ---- running it ---------------------------------------------------------------------
-def bench_consistency(world_path, scene: str | None = None, cfg: ConsistencyConfig = ConsistencyConfig(), out="runs/bench-consistency",
-                      backend: str = "auto", device: str | None = None, threads: int | None = None, sampler: dict | None = None,
-                      speed: bool = False, parts: tuple[str, ...] = ("tf", "ar", "loop", "action", "stability")) -> dict:
+def bench_consistency(
+    world_path,
+    scene: str | None = None,
+    cfg: ConsistencyConfig = ConsistencyConfig(),
+    out="runs/bench-consistency",
+    backend: str = "auto",
+    device: str | None = None,
+    threads: int | None = None,
+    sampler: dict | None = None,
+    speed: bool = False,
+    parts: tuple[str, ...] = ("tf", "ar", "loop", "action", "stability"),
+) -> dict:
     import functools
 
     from tqdm import tqdm
@@ -486,14 +526,28 @@ def bench_consistency(world_path, scene: str | None = None, cfg: ConsistencyConf
         raise SkyloopError(f"scene {scene} has keys {list(probe.keyset.names)}, the world {list(world.keyset.names)}")
     probe.close()
     all_seeds = eval_seeds(spec, cfg.seeds + cfg.bank_episodes)
-    seeds, bank_seeds = all_seeds[: cfg.seeds], all_seeds[cfg.seeds:]
-    total = (cfg.frames if "ar" in parts else 0) + (2 * cfg.stability_frames if "stability" in parts else 0) \
-        + (sum(cfg.warmup + 2 * L for L in cfg.loops) if "loop" in parts else 0) + (cfg.warmup + 2 * cfg.fork_length if "action" in parts else 0)
+    seeds, bank_seeds = all_seeds[: cfg.seeds], all_seeds[cfg.seeds :]
+    total = (
+        (cfg.frames if "ar" in parts else 0)
+        + (2 * cfg.stability_frames if "stability" in parts else 0)
+        + (sum(cfg.warmup + 2 * L for L in cfg.loops) if "loop" in parts else 0)
+        + (cfg.warmup + 2 * cfg.fork_length if "action" in parts else 0)
+    )
     bar = tqdm(total=total, unit="frame", desc="consistency", mininterval=1.0, dynamic_ncols=True)
     started = time.perf_counter()
-    report: dict = {"benchmark": "consistency", "world": str(world_path), "world_sha256": world.sha256, "scene": scene,
-                    "frame_size": list(spec.frame_size), "backend": world.describe(), "sampler": asdict(world.sampler_cfg),
-                    "config": asdict(cfg), "seeds": seeds, "machine": machine(), "training": spec.training}
+    report: dict = {
+        "benchmark": "consistency",
+        "world": str(world_path),
+        "world_sha256": world.sha256,
+        "scene": scene,
+        "frame_size": list(spec.frame_size),
+        "backend": world.describe(),
+        "sampler": asdict(world.sampler_cfg),
+        "config": asdict(cfg),
+        "seeds": seeds,
+        "machine": machine(),
+        "training": spec.training,
+    }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     curves = {}

@@ -1,5 +1,6 @@
 """The consistency report: the measurements of consistency.py summarised (the one JSON line) and
 rendered as Markdown with their floors, ceilings and figures."""
+
 from __future__ import annotations
 
 import json
@@ -18,13 +19,17 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
     loop, act, stab = report.get("loop_closure", {}), report.get("action_following", {}), report.get("stability", {})
     explore = stab.get("explore", {})
     return {
-        "benchmark": "consistency", "scene": report["scene"],
-        "psnr_tf": _r(tf.get("psnr")), "ssim_tf": _r(tf.get("ssim"), 4),
+        "benchmark": "consistency",
+        "scene": report["scene"],
+        "psnr_tf": _r(tf.get("psnr")),
+        "ssim_tf": _r(tf.get("ssim"), 4),
         "psnr_ar": {k: _r(v) for k, v in ar.get("psnr_mean", {}).items()},
         "ssim_ar": {k: _r(v, 4) for k, v in ar.get("ssim_mean", {}).items()},
         "first_below_threshold": ar.get("first_below_threshold_mean_curve"),
-        "loop_self_psnr": _r(loop.get("self_psnr")), "loop_gt_psnr": _r(loop.get("gt_psnr")),
-        "action_agreement": _r(act.get("agreement"), 3), "motion_direction_agreement": _r(act.get("motion_direction_agreement"), 3),
+        "loop_self_psnr": _r(loop.get("self_psnr")),
+        "loop_gt_psnr": _r(loop.get("gt_psnr")),
+        "action_agreement": _r(act.get("agreement"), 3),
+        "motion_direction_agreement": _r(act.get("motion_direction_agreement"), 3),
         "branch_spread": _r(act.get("branch_difference_ratio"), 3),
         "sharpness_ratio_end": _r(stab.get("sharpness_ratio_end"), 3),
         "sharpness_ratio_explore_end": _r(explore.get("sharpness_ratio_end"), 3),
@@ -35,7 +40,9 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "plausibility_gap_explore": {k: _r(v["gap"]) for k, v in explore.get("plausibility", {}).items()},
         "plausibility_foreground_gap_explore": {k: _r(v["foreground_gap"]) for k, v in explore.get("plausibility", {}).items()},
         "foreground_share_ratio_explore": {k: _r(v["foreground_share_ratio"], 3) for k, v in explore.get("plausibility", {}).items()},
-        "frames": cfg.frames, "stability_frames": cfg.stability_frames, "seeds": cfg.seeds,
+        "frames": cfg.frames,
+        "stability_frames": cfg.stability_frames,
+        "seeds": cfg.seeds,
         **({"games_ended_ar": ar["games_ended"], "game_lengths_ar": ar["game_lengths"]} if ar.get("games_ended") else {}),
         **({"games_restarted_explore": explore["games_restarted"]} if explore.get("games_restarted") else {}),
         **({"fps": report["speed"]["fps"]} if "speed" in report else {}),
@@ -48,49 +55,78 @@ def _r(v, digits=2):
 
 def markdown(report: dict, figures: list[str]) -> str:
     s = report["summary"]
-    lines = [f"# Consistency of {Path(report['world']).name} against `{report['scene']}`\n",
-             f"Machine: {machine_line(report['machine'])}. Backend: {report['backend']['backend']} on {report['backend']['device']}; "
-             f"sampler {report['sampler']['steps']} steps, context noise {report['sampler']['context_noise']}. "
-             f"Seeds {report['seeds'][0]}..{report['seeds'][-1]} ({len(report['seeds'])}, none used in training). "
-             f"{report['seconds']} s.\n"]
+    lines = [
+        f"# Consistency of {Path(report['world']).name} against `{report['scene']}`\n",
+        f"Machine: {machine_line(report['machine'])}. Backend: {report['backend']['backend']} on {report['backend']['device']}; "
+        f"sampler {report['sampler']['steps']} steps, context noise {report['sampler']['context_noise']}. "
+        f"Seeds {report['seeds'][0]}..{report['seeds'][-1]} ({len(report['seeds'])}, none used in training). "
+        f"{report['seconds']} s.\n",
+    ]
     tf = report.get("teacher_forced")
     if tf:
-        lines += ["## Teacher-forced (context always real)\n", "| | PSNR dB | SSIM |", "|---|---|---|",
-                  f"| world, 1 step | **{tf['psnr']:.2f}** | **{tf['ssim']:.4f}** |",
-                  f"| floor: repeat the last frame | {tf['floor_repeat_last_psnr']:.2f} | {tf['floor_repeat_last_ssim']:.4f} |",
-                  f"| ceiling: tokenizer reconstruction | {tf['ceiling_tokenizer_psnr']:.2f} | {tf['ceiling_tokenizer_ssim']:.4f} |", "",
-                  f"Foreground only (pixels where the real frame differs from the background, the bank's per-pixel median): "
-                  f"world {_db(tf.get('foreground_psnr'))}, repeat-last floor {_db(tf.get('foreground_floor_repeat_last_psnr'))}.\n"]
+        lines += [
+            "## Teacher-forced (context always real)\n",
+            "| | PSNR dB | SSIM |",
+            "|---|---|---|",
+            f"| world, 1 step | **{tf['psnr']:.2f}** | **{tf['ssim']:.4f}** |",
+            f"| floor: repeat the last frame | {tf['floor_repeat_last_psnr']:.2f} | {tf['floor_repeat_last_ssim']:.4f} |",
+            f"| ceiling: tokenizer reconstruction | {tf['ceiling_tokenizer_psnr']:.2f} | {tf['ceiling_tokenizer_ssim']:.4f} |",
+            "",
+            f"Foreground only (pixels where the real frame differs from the background, the bank's per-pixel median): "
+            f"world {_db(tf.get('foreground_psnr'))}, repeat-last floor {_db(tf.get('foreground_floor_repeat_last_psnr'))}.\n",
+        ]
     ar = report.get("autoregressive")
     if ar:
-        lines += ["## Autoregressive rollout\n", f"![autoregressive curves]({'autoregressive.png'})\n",
-                  "| step | PSNR mean | PSNR std | PSNR min | SSIM mean | floor: repeat first frame |", "|---|---|---|---|---|---|"]
+        lines += [
+            "## Autoregressive rollout\n",
+            f"![autoregressive curves]({'autoregressive.png'})\n",
+            "| step | PSNR mean | PSNR std | PSNR min | SSIM mean | floor: repeat first frame |",
+            "|---|---|---|---|---|---|",
+        ]
         for k in ar["psnr_mean"]:
-            lines.append(f"| {k} | {_db(ar['psnr_mean'][k])} | {_db(ar['psnr_std'][k])} | {_db(ar['psnr_min'][k])} | "
-                         f"{_db(ar['ssim_mean'][k], 4)} | {_db(ar['floor_repeat_first_psnr'][k])} |")
+            lines.append(
+                f"| {k} | {_db(ar['psnr_mean'][k])} | {_db(ar['psnr_std'][k])} | {_db(ar['psnr_min'][k])} | "
+                f"{_db(ar['ssim_mean'][k], 4)} | {_db(ar['floor_repeat_first_psnr'][k])} |"
+            )
         if ar.get("games_ended"):
             lengths = [n for n in ar["game_lengths"] if n is not None]
-            lines += ["", f"The real game ended in {ar['games_ended']} of {ar['rollouts']} rollouts, after {lengths} steps; "
-                      "each such rollout is scored up to its game's end, and the figures at a step average over the rollouts "
-                      f"still on then ({', '.join(f'{k}: {v}' for k, v in ar['rollouts_alive'].items())})."]
+            lines += [
+                "",
+                f"The real game ended in {ar['games_ended']} of {ar['rollouts']} rollouts, after {lengths} steps; "
+                "each such rollout is scored up to its game's end, and the figures at a step average over the rollouts "
+                f"still on then ({', '.join(f'{k}: {v}' for k, v in ar['rollouts_alive'].items())}).",
+            ]
         if ar.get("plausibility"):
-            lines += ["", "Foreground PSNR against the truth, and plausibility: nearest-real-frame PSNR of the world's frames against "
-                      "that of the real frames of all the steps shown (the ceiling), whole frame and foreground:\n",
-                      "| step | foreground PSNR | plausibility gap | whole frames world / ceiling | patches world / ceiling | foreground plausibility world / ceiling (gap) |",
-                      "|---|---|---|---|---|---|"]
+            lines += [
+                "",
+                "Foreground PSNR against the truth, and plausibility: nearest-real-frame PSNR of the world's frames against "
+                "that of the real frames of all the steps shown (the ceiling), whole frame and foreground:\n",
+                "| step | foreground PSNR | plausibility gap | whole frames world / ceiling | patches world / ceiling | foreground plausibility world / ceiling (gap) |",
+                "|---|---|---|---|---|---|",
+            ]
             for k, v in ar["plausibility"].items():
-                lines.append(f"| {k} | {_db(ar['foreground_psnr_mean'].get(k))} | **{_db(v['gap'])}** | {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])} | "
-                             f"{_db(v['psnr'])} / {_db(v['ceiling_psnr'])} | "
-                             f"{_db(v['foreground_psnr'])} / {_db(v['foreground_ceiling_psnr'])} ({_db(v['foreground_gap'])}) |")
-        lines += ["", f"Tokenizer ceiling {ar['ceiling_tokenizer_psnr']:.2f} dB. First step below {ar['threshold']} dB: "
-                  f"{ar['first_below_threshold_mean_curve'] or 'never'} (mean curve); per seed {ar['first_below_threshold_per_seed']}.\n",
-                  "Real (top) and world (bottom) at the reported steps:\n", "![strip](strip.png)\n"]
+                lines.append(
+                    f"| {k} | {_db(ar['foreground_psnr_mean'].get(k))} | **{_db(v['gap'])}** | {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])} | "
+                    f"{_db(v['psnr'])} / {_db(v['ceiling_psnr'])} | "
+                    f"{_db(v['foreground_psnr'])} / {_db(v['foreground_ceiling_psnr'])} ({_db(v['foreground_gap'])}) |"
+                )
+        lines += [
+            "",
+            f"Tokenizer ceiling {ar['ceiling_tokenizer_psnr']:.2f} dB. First step below {ar['threshold']} dB: "
+            f"{ar['first_below_threshold_mean_curve'] or 'never'} (mean curve); per seed {ar['first_below_threshold_per_seed']}.\n",
+            "Real (top) and world (bottom) at the reported steps:\n",
+            "![strip](strip.png)\n",
+        ]
     loop = report.get("loop_closure")
     if loop:
         lines.append("## Loop closure (out L ticks, back by the exact inverse)\n")
         if loop.get("available"):
-            lines += [f"Context window: {loop['context']} frames.\n", "![loop closure](loop_closure.png)\n",
-                      "| L | scripts | return vs own departure PSNR | return vs real PSNR | departure vs real PSNR |", "|---|---|---|---|---|"]
+            lines += [
+                f"Context window: {loop['context']} frames.\n",
+                "![loop closure](loop_closure.png)\n",
+                "| L | scripts | return vs own departure PSNR | return vs real PSNR | departure vs real PSNR |",
+                "|---|---|---|---|---|",
+            ]
             for L, v in loop["by_length"].items():
                 lines.append(f"| {L} | {v['scripts']} | {v['self_psnr']:.2f} | {v['gt_psnr']:.2f} | {v['departure_gt_psnr']:.2f} |")
             lines.append("")
@@ -98,35 +134,54 @@ def markdown(report: dict, figures: list[str]) -> str:
             lines.append(f"Not measured: {loop['why']}.\n")
     act = report.get("action_following")
     if act:
-        lines += ["## Action following (forked key sequences)\n",
-                  f"Each world branch is closer to its own real branch than to the other in **{_pct(act['agreement'])}** of "
-                  f"{act['compared_frames']} frames (chance: 50%). The world's branches differ by {act['branch_difference_ratio']:.2f}x "
-                  f"as much as the real ones."
-                  + (f" Sideways motion goes the right way in {_pct(act.get('motion_direction_agreement'))} of {act.get('motion_samples')} moves."
-                     if act.get("motion_samples") else "") + "\n"]
+        lines += [
+            "## Action following (forked key sequences)\n",
+            f"Each world branch is closer to its own real branch than to the other in **{_pct(act['agreement'])}** of "
+            f"{act['compared_frames']} frames (chance: 50%). The world's branches differ by {act['branch_difference_ratio']:.2f}x "
+            f"as much as the real ones."
+            + (
+                f" Sideways motion goes the right way in {_pct(act.get('motion_direction_agreement'))} of {act.get('motion_samples')} moves."
+                if act.get("motion_samples")
+                else ""
+            )
+            + "\n",
+        ]
     stab = report.get("stability")
     if stab:
-        lines += ["## Stability (collapse detector)\n", "![stability](stability.png)\n",
-                  "| run | frames | sharpness world/real (start → end) | colour-histogram distance to real (start → end) | flicker world / real (end) |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "## Stability (collapse detector)\n",
+            "![stability](stability.png)\n",
+            "| run | frames | sharpness world/real (start → end) | colour-histogram distance to real (start → end) | flicker world / real (end) |",
+            "|---|---|---|---|---|",
+        ]
         for name in ("noop", "explore"):
             v = stab[name]
-            lines.append(f"| {name} | {v['frames']} | {v['sharpness_ratio_start']:.2f} → {v['sharpness_ratio_end']:.2f} | "
-                         f"{v['histogram_distance_start']:.3f} → {v['histogram_distance_end']:.3f} | {v['flicker_world_end']:.2f} / {v['flicker_real_end']:.2f} |")
+            lines.append(
+                f"| {name} | {v['frames']} | {v['sharpness_ratio_start']:.2f} → {v['sharpness_ratio_end']:.2f} | "
+                f"{v['histogram_distance_start']:.3f} → {v['histogram_distance_end']:.3f} | {v['flicker_world_end']:.2f} / {v['flicker_real_end']:.2f} |"
+            )
         restarted = {name: stab[name].get("games_restarted", 0) for name in ("noop", "explore")}
         if any(restarted.values()):
-            lines += ["", f"The real game ended and started again (the world ran on) {restarted['noop']} times in the noop run "
-                      f"and {restarted['explore']} times in the explore run."]
-        lines += ["", f"Plausibility over the {report['config']['plausibility_window']} frames up to each point (bank: {report['bank']['frames']} "
-                  f"real frames of {len(report['bank']['seeds'])} held-out episodes; the ceiling is that of the real frames of all the windows of the run; goal: within 2 dB of it):\n",
-                  "| run | frame | gap | whole frames: world / ceiling | 8x8 patches: world / ceiling | foreground patches: world / ceiling (gap) | foreground share world/real |",
-                  "|---|---|---|---|---|---|---|"]
+            lines += [
+                "",
+                f"The real game ended and started again (the world ran on) {restarted['noop']} times in the noop run "
+                f"and {restarted['explore']} times in the explore run.",
+            ]
+        lines += [
+            "",
+            f"Plausibility over the {report['config']['plausibility_window']} frames up to each point (bank: {report['bank']['frames']} "
+            f"real frames of {len(report['bank']['seeds'])} held-out episodes; the ceiling is that of the real frames of all the windows of the run; goal: within 2 dB of it):\n",
+            "| run | frame | gap | whole frames: world / ceiling | 8x8 patches: world / ceiling | foreground patches: world / ceiling (gap) | foreground share world/real |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name in ("noop", "explore"):
             for k, v in stab[name].get("plausibility", {}).items():
-                lines.append(f"| {name} | {k} | **{_db(v['gap'])}** | {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])} | "
-                             f"{_db(v['psnr'])} / {_db(v['ceiling_psnr'])} | "
-                             f"{_db(v['foreground_psnr'])} / {_db(v['foreground_ceiling_psnr'])} ({_db(v['foreground_gap'])}) | "
-                             f"{_db(v['foreground_share_ratio'])} |")
+                lines.append(
+                    f"| {name} | {k} | **{_db(v['gap'])}** | {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])} | "
+                    f"{_db(v['psnr'])} / {_db(v['ceiling_psnr'])} | "
+                    f"{_db(v['foreground_psnr'])} / {_db(v['foreground_ceiling_psnr'])} ({_db(v['foreground_gap'])}) | "
+                    f"{_db(v['foreground_share_ratio'])} |"
+                )
         lines.append("")
     if "speed" in report:
         sp = report["speed"]

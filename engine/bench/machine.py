@@ -1,4 +1,5 @@
 """Naming the machine a benchmark ran on, and writing a benchmark's outputs."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ def cpu_name() -> str:
 
 
 def machine() -> dict:
-    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version()}
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "os": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
     try:
         import torch
 

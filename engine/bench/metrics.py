@@ -2,6 +2,7 @@
 
 Frames are uint8 [..., H, W, 3]; metrics return one value per frame.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,13 +29,14 @@ def _blur(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Separable 'valid' Gaussian filter over the last two axes."""
     r = len(kernel)
     h, w = x.shape[-2:]
-    rows = sum(kernel[i] * x[..., i:h - r + 1 + i, :] for i in range(r))
-    return sum(kernel[i] * rows[..., :, i:w - r + 1 + i] for i in range(r))
+    rows = sum(kernel[i] * x[..., i : h - r + 1 + i, :] for i in range(r))
+    return sum(kernel[i] * rows[..., :, i : w - r + 1 + i] for i in range(r))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Structural similarity (Wang et al. 2004: Gaussian window sigma 1.5, K1 0.01, K2 0.03) on the
     luma channel, per frame. Identical frames give exactly 1."""
+
     def luma(x):
         x = x.astype(np.float64)
         return 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
@@ -99,6 +101,7 @@ def flicker(frames: np.ndarray) -> np.ndarray:
 def horizontal_shift(a: np.ndarray, b: np.ndarray) -> float:
     """Global horizontal displacement (pixels, + = content moved right) from frame a to frame b, by phase
     correlation of the luma, with sub-pixel refinement; what a camera turn does to the picture."""
+
     def luma(x):
         x = x.astype(np.float64)
         x = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]

@@ -32,6 +32,7 @@ foreground patches against the bank's foreground patches at the same place), and
 foreground share of the world's frames against the real frames' (0 for a world that drops
 every object).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -126,8 +127,7 @@ class FrameBank:
                     err_fg[y, x, q_fg[y, x]] = d[q_fg[y, x]][:, self.bank_fg[y, x]].min(1)
         patches = np.array([_to_psnr(err[:, :, i].mean()) for i in range(nq)])
         fg = np.array([_to_psnr(np.nanmean(err_fg[:, :, i])) if np.isfinite(err_fg[:, :, i]).any() else np.nan for i in range(nq)])
-        return {"psnr": patches, "frame_psnr": self._nearest_frames(frames), "foreground_psnr": fg,
-                "foreground_share": masks.reshape(nq, -1).mean(-1)}
+        return {"psnr": patches, "frame_psnr": self._nearest_frames(frames), "foreground_psnr": fg, "foreground_share": masks.reshape(nq, -1).mean(-1)}
 
     def _nearest_frames(self, frames: np.ndarray, candidates: int = 32) -> np.ndarray:
         """PSNR to the nearest whole bank frame, searched among the `candidates` closest at 16x16."""

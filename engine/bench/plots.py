@@ -1,4 +1,5 @@
 """Benchmark figures as PNG (matplotlib, no display needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -96,8 +97,11 @@ def loop_plot(path: Path, loop: dict) -> Path:
     plt = _plt()
     lengths = [int(k) for k in loop["by_length"]]
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
-    for key, label, colour in (("self_psnr", "return vs own departure", "C0"), ("gt_psnr", "return vs real return", "C1"),
-                               ("departure_gt_psnr", "departure vs real (reference)", "C7")):
+    for key, label, colour in (
+        ("self_psnr", "return vs own departure", "C0"),
+        ("gt_psnr", "return vs real return", "C1"),
+        ("departure_gt_psnr", "departure vs real (reference)", "C7"),
+    ):
         ax.plot(lengths, [loop["by_length"][str(n)][key] for n in lengths], "o-", color=colour, label=label, lw=1.2)
     ax.axvline(loop["context"], color="grey", ls="--", lw=0.8, label=f"context window ({loop['context']})")
     ax.set_xscale("log", base=2)

@@ -1,4 +1,5 @@
 """Frame rate of the ground-truth scenes, one core each: how fast data can be collected."""
+
 from __future__ import annotations
 
 import json
@@ -42,9 +43,14 @@ def bench_scenes(names, size=(64, 64), frames: int = 2000, repeats: int = 3, out
         print(f"{name:10s} {results[name]:8.0f} frames/s per core at {size[0]}x{size[1]}")
     info = machine()
     report = {"benchmark": "scenes", "size": list(size), "frames": frames, "repeats": repeats, "machine": info, "fps_per_core": results}
-    lines = ["# Scene frame rate\n", f"Machine: {machine_line(info)}\n", f"Frame size {size[0]}x{size[1]}, one core, "
-             f"median of {repeats} runs of {frames} random-key steps after a warm-up.\n", "![frames/s per core](fps.png)\n",
-             "| scene | frames/s per core |", "|---|---|"]
+    lines = [
+        "# Scene frame rate\n",
+        f"Machine: {machine_line(info)}\n",
+        f"Frame size {size[0]}x{size[1]}, one core, median of {repeats} runs of {frames} random-key steps after a warm-up.\n",
+        "![frames/s per core](fps.png)\n",
+        "| scene | frames/s per core |",
+        "|---|---|",
+    ]
     lines += [f"| {n} | {v:.0f} |" for n, v in results.items()]
     out = write_report(out, report, "\n".join(lines) + "\n")
     bar_chart(out / "fps.png", results, "frames/s per core", f"Scene frame rate at {size[0]}x{size[1]}")

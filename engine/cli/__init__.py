@@ -1,6 +1,7 @@
 """`skyloop`: one entry point, one subcommand per job. Each command group's module holds its commands and,
 beside them, its add_parser; flags shared by several commands come from engine.cli.parents. Heavy imports
 happen inside each command."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """`skyloop bench speed|train|consistency|scenes`."""
+
 from __future__ import annotations
 
 from engine.cli.parents import Parents, sampler_overrides
@@ -9,16 +10,38 @@ def cmd_bench_speed(args) -> int:
     from engine.bench.speed import bench_speed
 
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
-    bench_speed(args.world, backends, frames=args.frames, warmup=args.warmup, repeats=args.repeats, threads=args.threads,
-                device=args.device, batch=args.batch, out=args.out, sampler=sampler_overrides(args))
+    bench_speed(
+        args.world,
+        backends,
+        frames=args.frames,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        threads=args.threads,
+        device=args.device,
+        batch=args.batch,
+        out=args.out,
+        sampler=sampler_overrides(args),
+    )
     return 0
 
 
 def cmd_bench_train(args) -> int:
     from engine.bench.train_speed import bench_train
 
-    bench_train(args.preset, size=parse_size(args.size), keys=args.keys, steps=args.steps, warmup=args.warmup, batch=args.batch,
-                device=args.device, threads=args.threads, precision=args.precision, compile=args.compile, settings=args.set, out=args.out)
+    bench_train(
+        args.preset,
+        size=parse_size(args.size),
+        keys=args.keys,
+        steps=args.steps,
+        warmup=args.warmup,
+        batch=args.batch,
+        device=args.device,
+        threads=args.threads,
+        precision=args.precision,
+        compile=args.compile,
+        settings=args.set,
+        out=args.out,
+    )
     return 0
 
 
@@ -33,8 +56,18 @@ def cmd_bench_consistency(args) -> int:
         over["loops"] = tuple(int(x) for x in args.loops.split(","))
     cfg = replace(cfg, **over)
     parts = tuple(p.strip() for p in args.parts.split(",")) if args.parts else ("tf", "ar", "loop", "action", "stability")
-    bench_consistency(args.world, scene=args.scene, cfg=cfg, out=args.out, backend=args.backend, device=args.device,
-                      threads=args.threads, sampler=sampler_overrides(args), speed=args.speed, parts=parts)
+    bench_consistency(
+        args.world,
+        scene=args.scene,
+        cfg=cfg,
+        out=args.out,
+        backend=args.backend,
+        device=args.device,
+        threads=args.threads,
+        sampler=sampler_overrides(args),
+        speed=args.speed,
+        parts=parts,
+    )
     return 0
 
 
@@ -49,8 +82,7 @@ def add_parser(sub, parents: Parents) -> None:
     """bench and its benchmarks."""
     p = sub.add_parser("bench", help="benchmarks")
     bsub = p.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
-    q = bsub.add_parser("speed", help="per-frame latency and FPS of a world (whole step: sampler + decode)",
-                          parents=[parents.runtime, parents.sampler])
+    q = bsub.add_parser("speed", help="per-frame latency and FPS of a world (whole step: sampler + decode)", parents=[parents.runtime, parents.sampler])
     q.add_argument("world", help="world file (.safetensors) or ONNX export folder")
     q.add_argument("--backend", default="torch,onnx", help="comma-separated: auto, torch, compile, onnx (default torch,onnx)")
     q.add_argument("--frames", type=int, default=200, help="timed frames per run (default 200)")
@@ -59,20 +91,26 @@ def add_parser(sub, parents: Parents) -> None:
     q.add_argument("--batch", type=int, default=1, help="worlds stepped together (default 1)")
     q.add_argument("--out", default="runs/bench-speed", help="report folder (default runs/bench-speed)")
     q.set_defaults(func=cmd_bench_speed)
-    q = bsub.add_parser("train", help="training throughput (frames/s) of a preset: the real training step of each phase",
-                          parents=[parents.training])
+    q = bsub.add_parser("train", help="training throughput (frames/s) of a preset: the real training step of each phase", parents=[parents.training])
     q.add_argument("--preset", default="small", help="tiny | small | base (default small)")
     q.add_argument("--size", default="64x64", help="frame size HxW (default 64x64)")
     q.add_argument("--keys", type=int, default=6, help="number of keys (default 6)")
     q.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     q.add_argument("--warmup", type=int, default=3, help="warm-up steps (default 3)")
     q.add_argument("--batch", type=int, help="batch size (default: the preset's)")
-    q.add_argument("--set", action="append", metavar="PART.FIELD=VALUE",
-                   help="time another recipe, as for train, e.g. --set dynamics.rollout_p=0.5 --set train.ema=0.999 (repeatable)")
+    q.add_argument(
+        "--set",
+        action="append",
+        metavar="PART.FIELD=VALUE",
+        help="time another recipe, as for train, e.g. --set dynamics.rollout_p=0.5 --set train.ema=0.999 (repeatable)",
+    )
     q.add_argument("--out", default="runs/bench-train", help="report folder (default runs/bench-train)")
     q.set_defaults(func=cmd_bench_train)
-    q = bsub.add_parser("consistency", help="a world against its real scene: teacher-forced, rollouts, loops, actions, stability",
-                          parents=[parents.backend, parents.runtime, parents.sampler])
+    q = bsub.add_parser(
+        "consistency",
+        help="a world against its real scene: teacher-forced, rollouts, loops, actions, stability",
+        parents=[parents.backend, parents.runtime, parents.sampler],
+    )
     q.add_argument("world", help="world file (.safetensors) or ONNX export folder")
     q.add_argument("--scene", help="ground-truth scene (default: the world's)")
     q.add_argument("--seeds", type=int, help="rollouts (evaluation seeds, never training ones; default 8)")

@@ -1,4 +1,5 @@
 """`skyloop collect`, `import`, `data check` and `scenes`: datasets and the scenes they come from."""
+
 from __future__ import annotations
 
 import sys
@@ -40,8 +41,16 @@ def cmd_collect(args) -> int:
         raise SkyloopError("collect needs --scene NAME or --gym ENV_ID")
     factory = _scene_factory(args)
     command = "skyloop " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("skyloop", "__main__.py")) else None
-    collect(args.out, factory, make_policy, episodes=args.episodes, steps=args.steps, seed=args.seed,
-            workers=args.workers, describe={"policy": "explore", "command": command})
+    collect(
+        args.out,
+        factory,
+        make_policy,
+        episodes=args.episodes,
+        steps=args.steps,
+        seed=args.seed,
+        workers=args.workers,
+        describe={"policy": "explore", "command": command},
+    )
     return 0
 
 
@@ -53,8 +62,10 @@ def cmd_import(args) -> int:
     size = parse_size(args.size) if args.size else None
     ds = import_dataset(args.src, args.out, key_names=names, size=size, scene=args.scene, read_video=read_video)
     m = ds.manifest
-    print(f"imported {len(m.episodes)} episodes ({sum(e.frames for e in m.episodes)} frames, "
-          f"{m.frame_size[0]}x{m.frame_size[1]}, keys {list(m.keyset.names)}) into {args.out}")
+    print(
+        f"imported {len(m.episodes)} episodes ({sum(e.frames for e in m.episodes)} frames, "
+        f"{m.frame_size[0]}x{m.frame_size[1]}, keys {list(m.keyset.names)}) into {args.out}"
+    )
     return 0
 
 
@@ -67,8 +78,7 @@ def cmd_data_check(args) -> int:
     good = len(m.episodes) - len(problems)
     for file, message in problems:
         print(f"BAD  {file}: {message}")
-    print(f"{args.dir}: scene {m.scene}, {m.frame_size[0]}x{m.frame_size[1]}, keys {list(m.keyset.names)}; "
-          f"{good}/{len(m.episodes)} episodes good")
+    print(f"{args.dir}: scene {m.scene}, {m.frame_size[0]}x{m.frame_size[1]}, keys {list(m.keyset.names)}; {good}/{len(m.episodes)} episodes good")
     return 1 if problems else 0
 
 
@@ -79,9 +89,11 @@ def cmd_scenes(args) -> int:
         keyset = scene_class(name).keyset
         keys = ", ".join(f"{k} [{'/'.join(keyset.bindings.get(k, ()))}]" for k in keyset.names)
         print(f"{name:10s} {about}\n{'':10s} keys: {keys}")
-    print("gym:ENV_ID  any Gymnasium env with render_mode='rgb_array' and a Discrete action space\n"
-          f"{'':10s} its package is imported by itself for well-known ids (ALE/..., MiniGrid-..., ...); "
-          "else --gym-module PKG or gym:PKG:ENV_ID; env options with --gym-kwargs key=value ...")
+    print(
+        "gym:ENV_ID  any Gymnasium env with render_mode='rgb_array' and a Discrete action space\n"
+        f"{'':10s} its package is imported by itself for well-known ids (ALE/..., MiniGrid-..., ...); "
+        "else --gym-module PKG or gym:PKG:ENV_ID; env options with --gym-kwargs key=value ..."
+    )
     return 0
 
 
@@ -90,8 +102,11 @@ def add_parser(sub, parents: Parents) -> None:
     p = sub.add_parser("collect", help="record episodes from a scene or a Gymnasium game", parents=[parents.gym])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--scene", help="built-in scene: maze, overworld, bounce")
-    src.add_argument("--gym", metavar="ENV_ID", help="a Gymnasium env id with a Discrete action space, e.g. CartPole-v1 or "
-                     "ALE/Breakout-v5 (with ale-py installed); PKG:ENV_ID imports PKG first")
+    src.add_argument(
+        "--gym",
+        metavar="ENV_ID",
+        help="a Gymnasium env id with a Discrete action space, e.g. CartPole-v1 or ALE/Breakout-v5 (with ale-py installed); PKG:ENV_ID imports PKG first",
+    )
     p.add_argument("--episodes", type=int, default=16, help="number of episodes (default 16)")
     p.add_argument("--steps", type=int, default=500, help="ticks per episode (default 500)")
     p.add_argument("--out", required=True, help="dataset folder to write (resumable: run again to finish)")

@@ -1,5 +1,6 @@
 """The flags that several commands share, declared once as argparse parent parsers, and the functions
 that read them back from the parsed arguments."""
+
 from __future__ import annotations
 
 import argparse
@@ -59,11 +60,19 @@ def sampler_overrides(args) -> dict | None:
 def _gym_parent() -> argparse.ArgumentParser:
     """--gym-module and --gym-kwargs, shared by the commands that make a Gymnasium game."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--gym-module", metavar="PKG", help="module to import so that it registers the Gymnasium env "
-                        "(needed only for packages Skyloop does not find by itself; same as --gym PKG:ENV_ID)")
-    parent.add_argument("--gym-kwargs", nargs="+", metavar="KEY=VALUE", help="keyword arguments for the env, e.g. frameskip=4 "
-                        "repeat_action_probability=0 continuous=false (ints, floats, true/false, none, else strings); "
-                        "stored with the data and used wherever the game is made again")
+    parent.add_argument(
+        "--gym-module",
+        metavar="PKG",
+        help="module to import so that it registers the Gymnasium env (needed only for packages Skyloop does not find by itself; same as --gym PKG:ENV_ID)",
+    )
+    parent.add_argument(
+        "--gym-kwargs",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="keyword arguments for the env, e.g. frameskip=4 "
+        "repeat_action_probability=0 continuous=false (ints, floats, true/false, none, else strings); "
+        "stored with the data and used wherever the game is made again",
+    )
     return parent
 
 
@@ -95,8 +104,9 @@ def _training_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parent.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes)")
-    parent.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                        help="auto: bf16 autocast on CUDA and on CPUs with AMX, fp32 elsewhere (default auto)")
+    parent.add_argument(
+        "--precision", default="auto", choices=["auto", "bf16", "fp32"], help="auto: bf16 autocast on CUDA and on CPUs with AMX, fp32 elsewhere (default auto)"
+    )
     parent.add_argument("--compile", action="store_true", help="torch.compile the dynamics training step (worth it for long runs)")
     return parent
 
@@ -113,5 +123,4 @@ class Parents:
 
     @classmethod
     def build(cls) -> "Parents":
-        return cls(gym=_gym_parent(), backend=_backend_parent(), runtime=_runtime_parent(), sampler=_sampler_parent(),
-                   training=_training_parent())
+        return cls(gym=_gym_parent(), backend=_backend_parent(), runtime=_runtime_parent(), sampler=_sampler_parent(), training=_training_parent())

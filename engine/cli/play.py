@@ -1,4 +1,5 @@
 """`skyloop play` and `replay`: a world (or a scene) in the game loop, and a recording regenerated from its log."""
+
 from __future__ import annotations
 
 import json
@@ -45,20 +46,22 @@ def cmd_play(args) -> int:
         from engine.play.window import NoDisplay, has_display
 
         if not has_display():  # say so before loading anything, and record nothing
-            raise NoDisplay("no display to open a window on (DISPLAY is not set); add --headless to roll out a clip instead, "
-                            "e.g. skyloop play --headless --frames 300")
+            raise NoDisplay(
+                "no display to open a window on (DISPLAY is not set); add --headless to roll out a clip instead, e.g. skyloop play --headless --frames 300"
+            )
     from engine.play import stop
 
     stop.install()  # Ctrl-C and SIGTERM end play like Esc does, at a tick boundary: the recording is closed, not cut
     source = _play_source(args)
-    session = PlaySession(source, context=args.from_, seed=args.seed, record_dir=args.out, tick_hz=args.tick,
-                          upscale=args.scale, gif=args.gif)
+    session = PlaySession(source, context=args.from_, seed=args.seed, record_dir=args.out, tick_hz=args.tick, upscale=args.scale, gif=args.gif)
     if args.headless:
         from engine.play.headless import run_headless
 
         result = run_headless(session, frames=args.frames, keys=args.keys, record=True)
-        print(f"played {result['frames']} frames headless on {result.get('backend')} ({result.get('device')}): "
-              f"model {result['model_fps']:.1f} FPS (p50 {result['model_ms_p50']:.1f} ms, p99 {result['model_ms_p99']:.1f} ms)")
+        print(
+            f"played {result['frames']} frames headless on {result.get('backend')} ({result.get('device')}): "
+            f"model {result['model_fps']:.1f} FPS (p50 {result['model_ms_p50']:.1f} ms, p99 {result['model_ms_p99']:.1f} ms)"
+        )
         for path in result["files"]:
             print(f"wrote {path}")
         print(json.dumps({k: v for k, v in result.items() if k != "files"} | {"clip": result["files"][0] if result["files"] else None}))
@@ -66,12 +69,13 @@ def cmd_play(args) -> int:
     from engine.input.bindings import Bindings
     from engine.play.window import PlayWindow
 
-    window = PlayWindow(session, Bindings.for_keyset(source.keyset), screenshot_dir=args.out,
-                        title=f"Skyloop - {source.name}")
+    window = PlayWindow(session, Bindings.for_keyset(source.keyset), screenshot_dir=args.out, title=f"Skyloop - {source.name}")
     result = window.run(record=args.record, max_seconds=args.seconds)
     info = source.describe()
-    print(f"played {result['ticks']} ticks on {info.get('backend')} ({info.get('device')}): "
-          f"model {result['model_fps']:.1f} FPS, display {result['display_fps']:.0f} FPS")
+    print(
+        f"played {result['ticks']} ticks on {info.get('backend')} ({info.get('device')}): "
+        f"model {result['model_fps']:.1f} FPS, display {result['display_fps']:.0f} FPS"
+    )
     return 0
 
 
@@ -116,8 +120,9 @@ def cmd_replay(args) -> int:
 
 def add_parser(sub, parents: Parents) -> None:
     """play, replay."""
-    p = sub.add_parser("play", help="play a world in a window (or --headless: roll out a clip)",
-                       parents=[parents.gym, parents.backend, parents.runtime, parents.sampler])
+    p = sub.add_parser(
+        "play", help="play a world in a window (or --headless: roll out a clip)", parents=[parents.gym, parents.backend, parents.runtime, parents.sampler]
+    )
     p.add_argument("world", nargs="?", help=f"world file (default {DEFAULT_WORLD.relative_to(DEFAULT_WORLD.parent.parent)})")
     p.add_argument("--scene", help="play a ground-truth scene through the same loop (no world needed)")
     p.add_argument("--from", dest="from_", metavar="IMAGE|CLIP", help="start from a picture or continue a clip (mp4, npy, npz)")
@@ -126,8 +131,12 @@ def add_parser(sub, parents: Parents) -> None:
     p.add_argument("--size", help="frame size HxW for --scene (default 64x64)")
     p.add_argument("--headless", action="store_true", help="no window: play --frames ticks and write the clip")
     p.add_argument("--frames", type=int, default=300, help="ticks to play with --headless (default 300)")
-    p.add_argument("--keys", default="random", help="--headless keys: random (sticky random keys), tour (walks the level like a "
-                   "person: corridors, junctions, looking around, coming back), or a file (.txt/.csv/.jsonl, one row per tick)")
+    p.add_argument(
+        "--keys",
+        default="random",
+        help="--headless keys: random (sticky random keys), tour (walks the level like a "
+        "person: corridors, junctions, looking around, coming back), or a file (.txt/.csv/.jsonl, one row per tick)",
+    )
     p.add_argument("--record", action="store_true", help="start recording at once (R toggles it in the window)")
     p.add_argument("--out", default="recordings", help="folder for clips, logs and screenshots (default recordings)")
     p.add_argument("--scale", type=int, default=0, help="also write an upscaled MP4 copy, e.g. --scale 8")
@@ -135,8 +144,7 @@ def add_parser(sub, parents: Parents) -> None:
     p.add_argument("--seconds", type=float, help="close the window after this many seconds")
     p.set_defaults(func=cmd_play)
 
-    p = sub.add_parser("replay", help="regenerate a recording from its action log and check it is bit-identical",
-                       parents=[parents.runtime])
+    p = sub.add_parser("replay", help="regenerate a recording from its action log and check it is bit-identical", parents=[parents.runtime])
     p.add_argument("log", help="action log (.jsonl) written next to a recording")
     p.add_argument("--world", help="world file to use instead of the one named in the log")
     p.add_argument("--backend", choices=["torch", "onnx"], help="backend (default: the one in the log)")

@@ -1,4 +1,5 @@
 """`skyloop info` and `export`: what a world file holds, and the world as ONNX graphs."""
+
 from __future__ import annotations
 
 import json

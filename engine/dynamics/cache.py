@@ -5,6 +5,7 @@ Frame t lives in slot t mod W. Predicting frame t attends to every filled slot
 frames t-W+1..t-1 (not the one it is about to replace) and to itself, which is
 exactly the attention pattern the model was trained with (two_stream_mask).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -23,6 +23,7 @@ attend to the cache and to themselves. `step` is the one-frame function that
 is exported to ONNX, with the cache as explicit inputs and the new entries as
 outputs.
 """
+
 from __future__ import annotations
 
 import math
@@ -119,7 +120,7 @@ class TemporalRope(nn.Module):
         idx = torch.remainder(times, self.period)
         cos, sin = self.cos[idx][:, None], self.sin[idx][:, None]  # [B, 1, L, n]
         n = self.n
-        x1, x2, rest = x[..., :n], x[..., n:2 * n], x[..., 2 * n:]
+        x1, x2, rest = x[..., :n], x[..., n : 2 * n], x[..., 2 * n :]
         return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
 
 
@@ -263,8 +264,9 @@ class Dynamics(nn.Module):
         return self.forward_frames(tokens, sigma, frame_keys, all_times, role, mask)[:, w:]
 
     # ---- the training recipe -------------------------------------------------
-    def training_inputs(self, window_tokens: torch.Tensor, window_keys: torch.Tensor, context_clean: torch.Tensor | None = None,
-                        generator: torch.Generator | None = None) -> dict:
+    def training_inputs(
+        self, window_tokens: torch.Tensor, window_keys: torch.Tensor, context_clean: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict:
         """Noised two-stream inputs of `forward` for windows of W + 1 real frames, and the clean targets.
 
         window_tokens [B, W+1, N, D], window_keys [B, W+1, K]; context_clean [B, W, N, D] replaces the clean
@@ -295,12 +297,23 @@ class Dynamics(nn.Module):
         visible = torch.where(short, torch.randint(1, cfg.short_context_max + 1, (b,), device=dev, generator=g), torch.full((b,), w, device=dev))
         return {
             "context_tokens": noisy_context,
-            "context_sigma": ctx_sigma, "target_tokens": target, "target_sigma": tgt_sigma, "keys": window_keys,
-            "visible": visible, "target_clean": target_clean,
+            "context_sigma": ctx_sigma,
+            "target_tokens": target,
+            "target_sigma": tgt_sigma,
+            "keys": window_keys,
+            "visible": visible,
+            "target_clean": target_clean,
         }
 
-    def training_loss(self, window_tokens: torch.Tensor, window_keys: torch.Tensor, generator: torch.Generator | None = None, *,
-                      context_clean: torch.Tensor | None = None, forward=None) -> torch.Tensor:
+    def training_loss(
+        self,
+        window_tokens: torch.Tensor,
+        window_keys: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        context_clean: torch.Tensor | None = None,
+        forward=None,
+    ) -> torch.Tensor:
         """The training objective on windows of W + 1 frames: noise them (`training_inputs`), predict the clean
         targets, x0-prediction MSE over every target token (float32 whatever the autocast).
 

@@ -5,6 +5,7 @@ A stepper (`stepper.Stepper`: torch or ONNX Runtime) owns the KV cache and offer
 `commit(tokens, sigma, keys, time)`. This class knows tokens only: pixels are
 converted at the edges, by the world session.
 """
+
 from __future__ import annotations
 
 import numpy as np

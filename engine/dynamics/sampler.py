@@ -8,6 +8,7 @@ schedule sigma_0 = 1 > sigma_1 > ... > sigma_S = 0:
 Noise comes from a numpy Generator, so the torch and ONNX backends draw the same
 numbers and a seeded world is reproducible on any backend.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

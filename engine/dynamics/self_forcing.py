@@ -10,6 +10,7 @@ which are valid because the scenes are deterministic given the keys: the model
 learns to pull a drifted context back to the truth.
 (Precedents: DIAMOND's `num_autoregressive_steps`, Self Forcing, arXiv 2506.08009.)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ from engine.dynamics.sampler import FlowSampler, SamplerConfig
 
 
 @torch.no_grad()
-def own_rollout_context(dynamics: Dynamics, window_tokens: torch.Tensor, window_keys: torch.Tensor, generated: int,
-                        sampler: SamplerConfig, seed: int) -> torch.Tensor:
+def own_rollout_context(
+    dynamics: Dynamics, window_tokens: torch.Tensor, window_keys: torch.Tensor, generated: int, sampler: SamplerConfig, seed: int
+) -> torch.Tensor:
     """Clean context copies [B, W, N, D] of windows [B, W+1, N, D] whose last `generated` frames the model made.
 
     Frames 0..W-generated-1 are real and committed clean, as a world's warm-up context is; frame t of the
@@ -65,6 +67,5 @@ class SelfForcing:
         if n_roll == 0:
             return None
         generated = int(self.rng.integers(1, min(self.cfg.rollout_frames, w - 1) + 1))
-        own = own_rollout_context(dynamics, window_tokens[:n_roll], window_keys[:n_roll], generated, self.sampler,
-                                  seed=int(self.rng.integers(2**31)))
+        own = own_rollout_context(dynamics, window_tokens[:n_roll], window_keys[:n_roll], generated, self.sampler, seed=int(self.rng.integers(2**31)))
         return torch.cat([own, window_tokens[n_roll:, :w]])

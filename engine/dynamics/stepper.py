@@ -3,6 +3,7 @@
 A stepper owns a KV cache of W frames for a batch of worlds and runs the dynamics model one frame at a
 time against it. `Rollout` drives any stepper; it knows tokens, never pixels or backends.
 """
+
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable

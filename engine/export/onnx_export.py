@@ -3,6 +3,7 @@ the KV cache as explicit inputs and the new entries as outputs; dynamic batch an
 length), `cache_write.onnx` (puts a frame's entries into the ring on the device, so with
 I/O binding the cache never leaves the GPU), `world.json` and `start_frames.npy`.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,7 @@ class StepGraph(nn.Module):
 
     def forward(self, tokens, sigma, keys, time, role, cache_k, cache_v, cache_bias):
         dt = torch.float16 if self.half else torch.float32
-        out, k, v = self.dynamics.step(tokens.to(dt), sigma.to(dt), keys.to(dt), time, role.to(dt), cache_k.to(dt), cache_v.to(dt),
-                                       cache_bias.to(dt))
+        out, k, v = self.dynamics.step(tokens.to(dt), sigma.to(dt), keys.to(dt), time, role.to(dt), cache_k.to(dt), cache_v.to(dt), cache_bias.to(dt))
         return out.float(), k.float(), v.float()
 
 
@@ -82,8 +82,17 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
     """Legacy TorchScript exporter: ~2 s per graph against 10-15 s for dynamo, and one self-contained file."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic,
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
+        )
 
 
 def export_world(bundle_path: str | os.PathLike, out_dir: str | os.PathLike, fp16: bool = False, opset: int = 18) -> Path:
@@ -108,20 +117,64 @@ def export_world(bundle_path: str | os.PathLike, out_dir: str | os.PathLike, fp1
     b = 2  # example batch; the axis is dynamic
     try:
         with torch.no_grad():
-            _export(EncoderGraph(tok, fp16), (torch.zeros(b, h, w, 3, dtype=torch.uint8),), tmp / "encoder.onnx",
-                    ["frames"], ["tokens"], {"frames": {0: "batch"}, "tokens": {0: "batch"}}, opset)
-            _export(DecoderGraph(tok, fp16), (torch.zeros(b, n, d),), tmp / "decoder.onnx",
-                    ["tokens"], ["frames"], {"tokens": {0: "batch"}, "frames": {0: "batch"}}, opset)
-            step_args = (torch.zeros(b, n, d), torch.zeros(b), torch.zeros(b, k), torch.zeros(b, dtype=torch.long),
-                         torch.zeros(b), torch.zeros(L, b, H, S, hd), torch.zeros(L, b, H, S, hd), torch.zeros(b, S))
-            _export(StepGraph(dyn, fp16), step_args, tmp / "step.onnx",
-                    ["tokens", "sigma", "keys", "time", "role", "cache_k", "cache_v", "cache_bias"], ["clean", "new_k", "new_v"],
-                    {"tokens": {0: "batch"}, "sigma": {0: "batch"}, "keys": {0: "batch"}, "time": {0: "batch"}, "role": {0: "batch"},
-                     "cache_k": {1: "batch", 3: "cache"}, "cache_v": {1: "batch", 3: "cache"}, "cache_bias": {0: "batch", 1: "cache"},
-                     "clean": {0: "batch"}, "new_k": {1: "batch"}, "new_v": {1: "batch"}}, opset)
-            _export(CacheWrite(), (torch.zeros(L, b, H, S, hd), torch.zeros(L, b, H, n, hd), torch.tensor(0)), tmp / "cache_write.onnx",
-                    ["cache", "entries", "start"], ["updated"],
-                    {"cache": {1: "batch", 3: "cache"}, "entries": {1: "batch"}, "updated": {1: "batch", 3: "cache"}}, opset)
+            _export(
+                EncoderGraph(tok, fp16),
+                (torch.zeros(b, h, w, 3, dtype=torch.uint8),),
+                tmp / "encoder.onnx",
+                ["frames"],
+                ["tokens"],
+                {"frames": {0: "batch"}, "tokens": {0: "batch"}},
+                opset,
+            )
+            _export(
+                DecoderGraph(tok, fp16),
+                (torch.zeros(b, n, d),),
+                tmp / "decoder.onnx",
+                ["tokens"],
+                ["frames"],
+                {"tokens": {0: "batch"}, "frames": {0: "batch"}},
+                opset,
+            )
+            step_args = (
+                torch.zeros(b, n, d),
+                torch.zeros(b),
+                torch.zeros(b, k),
+                torch.zeros(b, dtype=torch.long),
+                torch.zeros(b),
+                torch.zeros(L, b, H, S, hd),
+                torch.zeros(L, b, H, S, hd),
+                torch.zeros(b, S),
+            )
+            _export(
+                StepGraph(dyn, fp16),
+                step_args,
+                tmp / "step.onnx",
+                ["tokens", "sigma", "keys", "time", "role", "cache_k", "cache_v", "cache_bias"],
+                ["clean", "new_k", "new_v"],
+                {
+                    "tokens": {0: "batch"},
+                    "sigma": {0: "batch"},
+                    "keys": {0: "batch"},
+                    "time": {0: "batch"},
+                    "role": {0: "batch"},
+                    "cache_k": {1: "batch", 3: "cache"},
+                    "cache_v": {1: "batch", 3: "cache"},
+                    "cache_bias": {0: "batch", 1: "cache"},
+                    "clean": {0: "batch"},
+                    "new_k": {1: "batch"},
+                    "new_v": {1: "batch"},
+                },
+                opset,
+            )
+            _export(
+                CacheWrite(),
+                (torch.zeros(L, b, H, S, hd), torch.zeros(L, b, H, n, hd), torch.tensor(0)),
+                tmp / "cache_write.onnx",
+                ["cache", "entries", "start"],
+                ["updated"],
+                {"cache": {1: "batch", 3: "cache"}, "entries": {1: "batch"}, "updated": {1: "batch", 3: "cache"}},
+                opset,
+            )
         if bundle.start_frames is not None:
             np.save(tmp / "start_frames.npy", bundle.start_frames)
         meta = {

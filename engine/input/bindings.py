@@ -4,6 +4,7 @@ No torch here. Held keys are tracked from KEYDOWN/KEYUP events (not
 `key.get_pressed()`), so posted events and real presses count alike, and a key
 tapped between two ticks still counts for the next one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -3,6 +3,7 @@
 It ticks as fast as the source allows, records every frame, and reports the
 model FPS and where the clip went.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,8 +40,10 @@ def key_source(session: PlaySession, keys: str | None, seed: int):
 
         scene = _tour_scene(session)
         if scene is None:
-            print("note: no ground-truth scene runs beside this world (started from a file, or its scene is not here); "
-                  "the tour holds sticky keys instead of walking the level")
+            print(
+                "note: no ground-truth scene runs beside this world (started from a file, or its scene is not here); "
+                "the tour holds sticky keys instead of walking the level"
+            )
             blind = blind_tour(keyset, rng)
             return lambda t: blind.act()
         tour = make_tour(scene, rng)  # reads the scene each tick: the session steps it with these keys

@@ -1,6 +1,7 @@
 """One play session: a source (learned or real) and, when available, the real scene in lockstep;
 the tick counter; the keys since the last reset (so a recording started mid-play can be
 replayed); and the recording itself."""
+
 from __future__ import annotations
 
 import time
@@ -13,8 +14,17 @@ from engine.record.recorder import Recorder, recording_stem
 
 
 class PlaySession:
-    def __init__(self, source, context=None, seed: int = 0, record_dir: str | Path = "recordings", tick_hz: float | None = None,
-                 upscale: int = 0, gif: bool = False, with_companion: bool = True):
+    def __init__(
+        self,
+        source,
+        context=None,
+        seed: int = 0,
+        record_dir: str | Path = "recordings",
+        tick_hz: float | None = None,
+        upscale: int = 0,
+        gif: bool = False,
+        with_companion: bool = True,
+    ):
         self.source = source
         self.context = context
         self.seed = int(seed)
@@ -79,8 +89,9 @@ class PlaySession:
 
     def start_recording(self) -> Path:
         label = self.source.name.split(".")[0]
-        self.recorder = Recorder(self.record_dir, recording_stem(label), self.tick_hz, self.source.frame_size, self.header(),
-                                 upscale=self.upscale, gif=self.gif)
+        self.recorder = Recorder(
+            self.record_dir, recording_stem(label), self.tick_hz, self.source.frame_size, self.header(), upscale=self.upscale, gif=self.gif
+        )
         # The clip starts with the frame on screen now.
         self.recorder.add(self.tick, self.history[-1] if self.history else [], self.frame)
         return self.recorder.clip_path

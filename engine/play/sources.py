@@ -3,6 +3,7 @@
 `WorldSource` wraps a learned world, `SceneSource` a ground-truth scene. The
 loop cannot tell them apart, which is what makes side-by-side view free.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,8 +47,15 @@ class WorldSource:
 
     def header(self) -> dict:
         w = self.world
-        return {"source": "world", "world": str(w.path), "world_sha256": w.sha256, "scene": w.spec.scene,
-                "scene_options": w.spec.scene_options, "sampler": w.sampler_cfg.to_json(), **self.describe()}
+        return {
+            "source": "world",
+            "world": str(w.path),
+            "world_sha256": w.sha256,
+            "scene": w.spec.scene,
+            "scene_options": w.spec.scene_options,
+            "sampler": w.sampler_cfg.to_json(),
+            **self.describe(),
+        }
 
     def companion_scene(self):
         """The ground-truth scene this world learned, if it can run here (for side-by-side)."""

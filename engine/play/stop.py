@@ -5,6 +5,7 @@ a frame is never half-recorded (in the clip but not in the log). A second
 Ctrl-C while stopping raises KeyboardInterrupt at once; the recording is still
 closed by the loop's `finally`.
 """
+
 from __future__ import annotations
 
 import signal

@@ -7,6 +7,7 @@ model: on a slow machine the tick rate drops and the window stays responsive.
 Recording happens on the worker (it owns the session); every way out of the
 loop closes the recording, so the clip and its log are always playable.
 """
+
 from __future__ import annotations
 
 import os
@@ -112,8 +113,14 @@ class Ticker(threading.Thread):
 
 
 class PlayWindow:
-    def __init__(self, session: PlaySession, bindings: Bindings, window_size: tuple[int, int] | None = None,
-                 screenshot_dir: str | Path = "screenshots", title: str = "Skyloop"):
+    def __init__(
+        self,
+        session: PlaySession,
+        bindings: Bindings,
+        window_size: tuple[int, int] | None = None,
+        screenshot_dir: str | Path = "screenshots",
+        title: str = "Skyloop",
+    ):
         if not has_display():
             raise NoDisplay("no display to open a window on (DISPLAY is not set); run with --headless to roll out a clip instead")
         import moderngl
@@ -299,6 +306,11 @@ class PlayWindow:
             self.ctx.release()
             if close_display:
                 pygame.display.quit()
-        return {"ticks": self.session.tick, "model_fps": self.ticker.fps, "display_fps": self.display_fps,
-                "frames_drawn": self.frames_drawn, "files": [str(p) for p in self.session.closed_files],
-                "screenshots": [str(p) for p in self.screenshots]}
+        return {
+            "ticks": self.session.tick,
+            "model_fps": self.ticker.fps,
+            "display_fps": self.display_fps,
+            "frames_drawn": self.frames_drawn,
+            "files": [str(p) for p in self.session.closed_files],
+            "screenshots": [str(p) for p in self.screenshots],
+        }

@@ -6,6 +6,7 @@ seed, context, keys, tick rate, sampler. Then one line per frame of the clip:
 frame (no keys) and `frame` is a short hash of the frame's pixels, so a replay
 can say whether it regenerated the same frames bit for bit.
 """
+
 from __future__ import annotations
 
 import hashlib

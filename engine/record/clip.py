@@ -6,6 +6,7 @@ that is flushed to disk at once. Whatever kills the process, the file plays up
 to the last complete second. x264 runs with zero latency, so frames are not
 held back in its look-ahead.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,13 +29,14 @@ class ClipWriter:
         self.out_h, self.out_w = h * self.scale + (h * self.scale) % 2, w * self.scale + (w * self.scale) % 2
         rate = max(1, round(fps))
         try:
-            self.container = av.open(str(self.path), "w", format="mp4",
-                                     options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
+            self.container = av.open(
+                str(self.path), "w", format="mp4", options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+            )
         except av.error.FFmpegError as exc:
             raise SkyloopError(f"{self.path}: cannot write a video here ({exc})") from exc
-        self.stream = self.container.add_stream("libx264", rate=rate,
-                                                options={"preset": "veryfast", "tune": "zerolatency", "crf": str(crf),
-                                                         "g": str(rate), "keyint_min": str(rate)})
+        self.stream = self.container.add_stream(
+            "libx264", rate=rate, options={"preset": "veryfast", "tune": "zerolatency", "crf": str(crf), "g": str(rate), "keyint_min": str(rate)}
+        )
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.out_w, self.out_h, "yuv420p"
         self.frames = 0
         self.closed = False

@@ -1,6 +1,7 @@
 """A recording: the clip (MP4 at the tick rate), its action log, and optional extras
 (an upscaled MP4, a GIF), all closed together. Use it as a context manager or
 call close() in a finally: every way out of play leaves playable files."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,7 @@ def recording_stem(label: str) -> str:
 
 
 class Recorder:
-    def __init__(self, directory: str | os.PathLike, stem: str, fps: float, size: tuple[int, int], header: dict,
-                 upscale: int = 0, gif: bool = False):
+    def __init__(self, directory: str | os.PathLike, stem: str, fps: float, size: tuple[int, int], header: dict, upscale: int = 0, gif: bool = False):
         self.directory = Path(directory)
         self.stem = stem
         self.fps = fps

@@ -3,6 +3,7 @@
 The caller builds the source from the log's header (this module knows only
 reset/step); every regenerated frame is checked against the hash in the log.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,8 +27,14 @@ class ReplayReport:
         return self.frames > 0 and self.identical == self.frames
 
 
-def replay(log: str | Path, make_source: Callable[[dict], object], reset_context: Callable[[dict], object],
-           out: str | Path | None = None, scale: int = 1, on_frame: Callable[[int, np.ndarray], None] | None = None) -> ReplayReport:
+def replay(
+    log: str | Path,
+    make_source: Callable[[dict], object],
+    reset_context: Callable[[dict], object],
+    out: str | Path | None = None,
+    scale: int = 1,
+    on_frame: Callable[[int, np.ndarray], None] | None = None,
+) -> ReplayReport:
     """Regenerates the clip of `log`. `make_source(header)` builds the source, `reset_context(header)` its context."""
     header, ticks = read_action_log(log)
     source = make_source(header)

@@ -1,4 +1,5 @@
 """Reading video files into frames (PyAV)."""
+
 from __future__ import annotations
 
 from pathlib import Path

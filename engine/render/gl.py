@@ -2,6 +2,7 @@
 quad by a shader that scales it up; the window keeps the frame's aspect ratio (letterbox).
 A HUD texture (RGBA) is blended on top. No torch here, and no knowledge of where frames come from.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The heads-up display: lines of text drawn with pygame's font into an RGBA image for the GL overlay."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ cells become the tokens the dynamics model works on. Latents are standardised
 with per-channel statistics measured on the training data, so the dynamics
 model sees unit-scale inputs whatever the tokenizer learned.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -178,7 +179,7 @@ class Tokenizer(nn.Module):
     @torch.no_grad()
     def fit_latent_stats(self, frames_uint8: torch.Tensor, batch: int = 256) -> None:
         """Sets latent_mean / latent_std from a sample of frames."""
-        grids = torch.cat([self.encode_grid(frames_uint8[i:i + batch]) for i in range(0, len(frames_uint8), batch)])
+        grids = torch.cat([self.encode_grid(frames_uint8[i : i + batch]) for i in range(0, len(frames_uint8), batch)])
         self.latent_mean.copy_(grids.mean(dim=(0, 2, 3)))
         self.latent_std.copy_(grids.std(dim=(0, 2, 3)).clamp_min(1e-4))
 
@@ -191,4 +192,3 @@ def frames_to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:
 def unit_to_frames(x: torch.Tensor) -> torch.Tensor:
     """float [B, 3, H, W] in [0, 1] -> uint8 [B, H, W, 3], rounded."""
     return rearrange((x.clamp(0, 1) * 255.0).round().to(torch.uint8), "b c h w -> b h w c")
-

@@ -3,6 +3,7 @@
 Written to a temporary name and renamed, so a run killed at any moment leaves
 the previous checkpoint intact.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,7 @@ def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tenso
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith(prefix + "."):
-            idx, name = key[len(prefix) + 1:].split(".", 1)
+            idx, name = key[len(prefix) + 1 :].split(".", 1)
             state.setdefault(int(idx), {})[name] = value
     opt.load_state_dict({"state": state, "param_groups": groups})
 
@@ -90,7 +91,7 @@ def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tenso
 def module_state(tensors: dict[str, torch.Tensor], module: str) -> dict[str, torch.Tensor]:
     """The state dict of one module stored in a checkpoint under `module.` (tokenizer, dynamics, ema)."""
     prefix = module + "."
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:

@@ -1,4 +1,5 @@
 """Training settings and the named presets (`--preset tiny|small|base`), each a small dataclass."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
@@ -57,35 +58,59 @@ class Preset:
 
     def to_json(self) -> dict:
         """The preset as stored in checkpoints (`about` is help text and stays out)."""
-        return {"name": self.name, "tokenizer": self.tokenizer.to_json(), "dynamics": self.dynamics.to_json(),
-                "sampler": self.sampler.to_json(), "train": self.train.to_json()}
+        return {
+            "name": self.name,
+            "tokenizer": self.tokenizer.to_json(),
+            "dynamics": self.dynamics.to_json(),
+            "sampler": self.sampler.to_json(),
+            "train": self.train.to_json(),
+        }
 
     @classmethod
     def from_json(cls, obj: dict) -> "Preset":
         """The preset a checkpoint stored: its configs rebuild its models, whatever the code's defaults are now."""
         about = PRESETS[obj["name"]].about if obj["name"] in PRESETS else ""
-        return cls(obj["name"], about, TokenizerConfig.from_json(obj["tokenizer"]), DynamicsConfig.from_json(obj["dynamics"]),
-                   SamplerConfig.from_json(obj["sampler"]), TrainConfig.from_json(obj["train"]))
+        return cls(
+            obj["name"],
+            about,
+            TokenizerConfig.from_json(obj["tokenizer"]),
+            DynamicsConfig.from_json(obj["dynamics"]),
+            SamplerConfig.from_json(obj["sampler"]),
+            TrainConfig.from_json(obj["train"]),
+        )
 
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
-        "tiny", "for tests: trains in seconds on a CPU",
+        "tiny",
+        "for tests: trains in seconds on a CPU",
         TokenizerConfig(pixel_patch=4, widths=(32,), blocks=1, latent_channels=8, patch=2),
         DynamicsConfig(context=4, width=64, depth=2, heads=2),
         SamplerConfig(steps=1),
-        TrainConfig(tokenizer_steps=150, dynamics_steps=150, tokenizer_batch=16, dynamics_batch=16, tokenizer_lr=3e-3,
-                    dynamics_lr=2e-3, warmup=20, ema=0.0, eval_every=100, checkpoint_every=50),
+        TrainConfig(
+            tokenizer_steps=150,
+            dynamics_steps=150,
+            tokenizer_batch=16,
+            dynamics_batch=16,
+            tokenizer_lr=3e-3,
+            dynamics_lr=2e-3,
+            warmup=20,
+            ema=0.0,
+            eval_every=100,
+            checkpoint_every=50,
+        ),
     ),
     "small": Preset(
-        "small", "the shipped worlds: >= 30 FPS on 2 CPU cores with ONNX Runtime",
+        "small",
+        "the shipped worlds: >= 30 FPS on 2 CPU cores with ONNX Runtime",
         TokenizerConfig(pixel_patch=4, widths=(96, 160), blocks=1, latent_channels=16, patch=2),
         DynamicsConfig(context=8, width=256, depth=6, heads=4),
         SamplerConfig(steps=2),
         TrainConfig(),
     ),
     "base": Preset(
-        "base", "for a GPU: 128x128 frames, more tokens, a deeper model",
+        "base",
+        "for a GPU: 128x128 frames, more tokens, a deeper model",
         TokenizerConfig(pixel_patch=4, widths=(128, 256, 256), blocks=2, latent_channels=32, patch=1),
         DynamicsConfig(context=16, width=512, depth=12, heads=8),
         SamplerConfig(steps=2),

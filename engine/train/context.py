@@ -3,6 +3,7 @@
 The bottom of engine/train: it imports nothing else from the package, so the fit loop, the phases
 and the checkpoint can all import it.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Single process or torchrun DDP, with the same code: rank, device, barriers, reductions."""
+
 from __future__ import annotations
 
 import os

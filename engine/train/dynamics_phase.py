@@ -2,6 +2,7 @@
 (its loss: `Dynamics.training_loss`, two-stream teacher forcing; optionally self forcing on some
 windows), with an EMA of its weights, optionally under a CPU-time budget; then the world file is written.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,8 +51,10 @@ class DynamicsPhase:
             ctx.say("dynamics: compiling the training step (a minute or two)")
             self.model = torch.compile(self.model)
         self.optimizer = torch.optim.AdamW(self.dynamics.optimizer_groups(cfg.weight_decay), lr=cfg.dynamics_lr, betas=(0.9, 0.95))
-        self.rngs = {"numpy": np.random.default_rng([cfg.seed, dist.rank, 2]),  # window sampling ("numpy": its name in older checkpoints)
-                     "self_forcing": np.random.default_rng([cfg.seed, dist.rank, 3])}
+        self.rngs = {
+            "numpy": np.random.default_rng([cfg.seed, dist.rank, 2]),  # window sampling ("numpy": its name in older checkpoints)
+            "self_forcing": np.random.default_rng([cfg.seed, dist.rank, 3]),
+        }
         self.self_forcing = SelfForcing(dcfg, ctx.preset.sampler, self.rngs["self_forcing"])
         self.modules = {"tokenizer": self.tokenizer, "dynamics": self.dynamics} | ({"ema": self.ema} if self.ema is not None else {})
         self.local = dist.local_batch(cfg.dynamics_batch)
@@ -59,9 +62,11 @@ class DynamicsPhase:
         self.cpu_before = 0.0  # process CPU seconds of this phase in earlier sessions (resume)
         self.cpu_start = time.process_time()
         n_params = sum(p.numel() for p in self.dynamics.parameters())
-        ctx.say(f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames"
-                + (f", self forcing on {dcfg.rollout_p:.0%} of windows (up to {dcfg.rollout_frames} generated context frames)" if dcfg.rollout_p > 0 else "")
-                + (f"; budget {cfg.cpu_minutes:g} CPU-minutes" if cfg.cpu_minutes > 0 else ""))
+        ctx.say(
+            f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames"
+            + (f", self forcing on {dcfg.rollout_p:.0%} of windows (up to {dcfg.rollout_frames} generated context frames)" if dcfg.rollout_p > 0 else "")
+            + (f"; budget {cfg.cpu_minutes:g} CPU-minutes" if cfg.cpu_minutes > 0 else "")
+        )
 
     def cpu_used(self) -> float:
         return self.cpu_before + time.process_time() - self.cpu_start
@@ -82,8 +87,10 @@ class DynamicsPhase:
 
     def evaluate(self, step: int) -> tuple[dict, str]:
         m = evaluate_dynamics(self.ema or self.dynamics, self.tokenizer, self.ctx, self.hold_tokens, step, self.ctx.preset.sampler)
-        return m, (f"dynamics step {step}: 1-step PSNR {m['psnr_1step']:.2f} dB (tokenizer ceiling {m['psnr_tokenizer']:.2f}), "
-                   f"autoregressive PSNR@8 {m['psnr_ar'].get('8', float('nan')):.2f} dB")
+        return m, (
+            f"dynamics step {step}: 1-step PSNR {m['psnr_1step']:.2f} dB (tokenizer ceiling {m['psnr_tokenizer']:.2f}), "
+            f"autoregressive PSNR@8 {m['psnr_ar'].get('8', float('nan')):.2f} dB"
+        )
 
     def out_of_budget(self) -> bool:
         # Under DDP every rank must stop at the same step: any rank out of budget stops them all.

@@ -4,6 +4,7 @@
 Uses the same cached rollout the world session uses, so what it reports is
 what a player would get from the world file at that step.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,8 @@ def tokenizer_psnr(tokenizer: Tokenizer, frames: np.ndarray, device, batch: int 
     tokenizer.eval()
     scores = []
     for i in range(0, len(frames), batch):
-        x = torch.from_numpy(frames[i:i + batch]).to(device)
-        scores.append(psnr(unit_to_frames(tokenizer.decode(tokenizer.encode(x))).cpu().numpy(), frames[i:i + batch]))
+        x = torch.from_numpy(frames[i : i + batch]).to(device)
+        scores.append(psnr(unit_to_frames(tokenizer.decode(tokenizer.encode(x))).cpu().numpy(), frames[i : i + batch]))
     tokenizer.train()
     return float(np.concatenate(scores).mean())
 
@@ -35,8 +36,17 @@ def decode(tokenizer: Tokenizer, tokens: np.ndarray, device) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate_dynamics(model, tokenizer: Tokenizer, ctx, hold_tokens: list[np.ndarray], step: int, sampler_cfg: SamplerConfig,
-                      windows: int = 32, ar_frames: int = 32, ar_starts: int = 4) -> dict:
+def evaluate_dynamics(
+    model,
+    tokenizer: Tokenizer,
+    ctx,
+    hold_tokens: list[np.ndarray],
+    step: int,
+    sampler_cfg: SamplerConfig,
+    windows: int = 32,
+    ar_frames: int = 32,
+    ar_starts: int = 4,
+) -> dict:
     from PIL import Image
 
     model.eval()
@@ -51,8 +61,8 @@ def evaluate_dynamics(model, tokenizer: Tokenizer, ctx, hold_tokens: list[np.nda
     picks = [(e, int(rng.integers(0, len(episodes[e][0]) - min(w, len(episodes[e][0]) - 1)))) for e in rng.integers(0, len(episodes), windows)]
     # Teacher forcing: real context (up to W frames), predict the next frame.
     ctx_len = min(w, min(len(episodes[e][0]) - s - 1 for e, s in picks))
-    toks = np.stack([episodes[e][0][s:s + ctx_len + 1] for e, s in picks]).astype(np.float32)
-    keys = np.stack([episodes[e][2][s:s + ctx_len + 1] for e, s in picks]).astype(np.float32)
+    toks = np.stack([episodes[e][0][s : s + ctx_len + 1] for e, s in picks]).astype(np.float32)
+    keys = np.stack([episodes[e][2][s : s + ctx_len + 1] for e, s in picks]).astype(np.float32)
     real = np.stack([episodes[e][1][s + ctx_len] for e, s in picks])
     roll = Rollout(TorchStepper(model, len(picks), device), sampler, toks.shape[:1] + toks.shape[2:], cfg.num_keys)
     roll.reset(toks[:, :ctx_len], keys[:, :ctx_len], seed=0)
@@ -73,7 +83,7 @@ def evaluate_dynamics(model, tokenizer: Tokenizer, ctx, hold_tokens: list[np.nda
     for t in range(1, n + 1):
         generated.append(decode(tokenizer, ar.step(np.stack([episodes[e][2][t] for e in starts]).astype(np.float32)), device))
     generated = np.stack(generated, 1)  # [S, n, H, W, 3]
-    truth = np.stack([episodes[e][1][1:n + 1] for e in starts])
+    truth = np.stack([episodes[e][1][1 : n + 1] for e in starts])
     curve = psnr(generated, truth).mean(0)
     metrics["psnr_ar"] = {str(k): float(curve[k - 1]) for k in (1, 4, 8, 16, 32) if k <= n}
     # Strip: real row, autoregressive row (first start), teacher-forced predictions vs their truth.
@@ -84,9 +94,15 @@ def evaluate_dynamics(model, tokenizer: Tokenizer, ctx, hold_tokens: list[np.nda
         return np.concatenate([x for f in frames for x in (f, gap)], axis=1)
 
     k = min(cols, len(real))
-    strip = np.concatenate([row(truth[0, :cols]), row(generated[0, :cols]),
-                            np.pad(row(real[:k]), ((0, 0), (0, max(0, (cols - k) * (real.shape[2] + 1))), (0, 0))),
-                            np.pad(row(pred[:k]), ((0, 0), (0, max(0, (cols - k) * (real.shape[2] + 1))), (0, 0)))], axis=0)
+    strip = np.concatenate(
+        [
+            row(truth[0, :cols]),
+            row(generated[0, :cols]),
+            np.pad(row(real[:k]), ((0, 0), (0, max(0, (cols - k) * (real.shape[2] + 1))), (0, 0))),
+            np.pad(row(pred[:k]), ((0, 0), (0, max(0, (cols - k) * (real.shape[2] + 1))), (0, 0))),
+        ],
+        axis=0,
+    )
     path = ctx.run_dir / f"eval_{step:07d}.png"
     Image.fromarray(strip).resize((strip.shape[1] * 2, strip.shape[0] * 2), Image.NEAREST).save(path)
     metrics["strip"] = str(path)

@@ -7,6 +7,7 @@ clipping, the EMA of the weights, the progress bar, logging every 25 steps, eval
 A phase (tokenizer_phase.py, dynamics_phase.py) is an object that says what to train and how to
 get its loss; `train_step` is the step that `fit` runs and `skyloop bench train` times.
 """
+
 from __future__ import annotations
 
 import time
@@ -82,8 +83,7 @@ def fit(ctx: RunContext, phase: Phase, checkpoint: Checkpoint | None = None):
         opt_tensors, groups = flatten_optimizer(phase.optimizer, "opt")
         rng_tensors, rng_meta = rng_state(phase.rngs)
         tensors = {f"{name}.{k}": v for name, module in phase.modules.items() for k, v in module.state_dict().items()}
-        Checkpoint.of(ctx, label or phase.name, step, tensors | opt_tensors | rng_tensors, opt_groups=groups, rng=rng_meta,
-                      **phase.state()).save(path)
+        Checkpoint.of(ctx, label or phase.name, step, tensors | opt_tensors | rng_tensors, opt_groups=groups, rng=rng_meta, **phase.state()).save(path)
 
     if start == 0 and phase.checkpoint_at_start:
         save(0)

@@ -1,5 +1,6 @@
 """The dataset as latent tokens: encoded once by the trained tokenizer and cached in the run folder,
 and the random training windows drawn from them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,7 @@ def encode_episodes(tokenizer: Tokenizer, episodes, device, batch: int = 256) ->
     tokenizer.eval()
     out = []
     for frames, _ in episodes:
-        parts = [tokenizer.encode(torch.from_numpy(frames[i:i + batch]).to(device)).cpu() for i in range(0, len(frames), batch)]
+        parts = [tokenizer.encode(torch.from_numpy(frames[i : i + batch]).to(device)).cpu() for i in range(0, len(frames), batch)]
         out.append(torch.cat(parts).to(torch.float16).numpy())
     return out
 
@@ -83,6 +84,6 @@ class WindowSampler:
         flat = rng.integers(0, self.cum[-1], batch)
         ep = np.searchsorted(self.cum, flat, side="right")
         start = flat - np.concatenate([[0], self.cum[:-1]])[ep]
-        toks = np.stack([self.tokens[e][s:s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
-        keys = np.stack([self.keys[e][s:s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
+        toks = np.stack([self.tokens[e][s : s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
+        keys = np.stack([self.keys[e][s : s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
         return toks, keys

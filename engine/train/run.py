@@ -7,6 +7,7 @@ Everything a run makes lives in its run folder: `checkpoint.safetensors`
 predicted frames at each evaluation. `--resume` continues a killed run from its
 last checkpoint.
 """
+
 from __future__ import annotations
 
 import os
@@ -124,20 +125,34 @@ def train_world(
             preset = replace(preset, tokenizer=state.preset.tokenizer, dynamics=state.preset.dynamics, sampler=state.preset.sampler)
         elif resume and dist.main:
             print(f"no checkpoint in {run_dir}: starting a new run")
-        ctx = RunContext(dist, preset, run_dir, dataset, *split_episodes(dataset, train_cfg.holdout, print if dist.main else lambda s: None, max_episodes),
-                         out=out, progress=progress and dist.main, command=command, precision=precision, compile=compile,
-                         tokenizer_from=Path(tokenizer_from) if tokenizer_from else None,
-                         init_from=Path(init_from) if init_from else None)
+        ctx = RunContext(
+            dist,
+            preset,
+            run_dir,
+            dataset,
+            *split_episodes(dataset, train_cfg.holdout, print if dist.main else lambda s: None, max_episodes),
+            out=out,
+            progress=progress and dist.main,
+            command=command,
+            precision=precision,
+            compile=compile,
+            tokenizer_from=Path(tokenizer_from) if tokenizer_from else None,
+            init_from=Path(init_from) if init_from else None,
+        )
         n_train = sum(len(f) for f, _ in ctx.train_episodes)
         with ctx.autocast():
             mode = "bf16 autocast" if torch.is_autocast_enabled(dist.device.type) else "fp32"
-        ctx.say(f"train {preset.name} on {dataset.root} ({dataset.manifest.scene}, {dataset.frame_size[0]}x{dataset.frame_size[1]}, "
-                f"{len(ctx.train_episodes)} episodes / {n_train} frames for training, {len(ctx.holdout_episodes)} held out) "
-                f"on {dist.device}{f' x{dist.world} ranks' if dist.world > 1 else ''}, {mode}; run folder {run_dir}")
+        ctx.say(
+            f"train {preset.name} on {dataset.root} ({dataset.manifest.scene}, {dataset.frame_size[0]}x{dataset.frame_size[1]}, "
+            f"{len(ctx.train_episodes)} episodes / {n_train} frames for training, {len(ctx.holdout_episodes)} held out) "
+            f"on {dist.device}{f' x{dist.world} ranks' if dist.world > 1 else ''}, {mode}; run folder {run_dir}"
+        )
         try:
             path = fit_phases(ctx, state)
         except torch.cuda.OutOfMemoryError as exc:
-            raise SkyloopError(f"out of GPU memory ({str(exc).splitlines()[0]}); try a smaller batch, e.g. --batch {max(1, train_cfg.dynamics_batch // 2)}") from exc
+            raise SkyloopError(
+                f"out of GPU memory ({str(exc).splitlines()[0]}); try a smaller batch, e.g. --batch {max(1, train_cfg.dynamics_batch // 2)}"
+            ) from exc
         return path
     finally:
         dist.close()

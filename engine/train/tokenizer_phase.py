@@ -3,6 +3,7 @@
 Or it is taken ready-made: from another world or run (--tokenizer-from), or from this run's checkpoint
 when an earlier session finished it.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -42,8 +43,7 @@ class TokenizerPhase:
         tokenizer.eval()
         eval_frames = frame_pool(ctx.holdout_episodes)
         ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], ctx.dist.device)
-        ctx.say(f"tokenizer: done in an earlier run (checkpoint at {checkpoint.phase} step {checkpoint.step}), "
-                f"held-out PSNR {ctx.tokenizer_psnr:.2f} dB")
+        ctx.say(f"tokenizer: done in an earlier run (checkpoint at {checkpoint.phase} step {checkpoint.step}), held-out PSNR {ctx.tokenizer_psnr:.2f} dB")
         return tokenizer
 
     # ---- training ------------------------------------------------------------------
@@ -124,10 +124,11 @@ def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
         _, tokenizer = load_tokenizer(ctx.tokenizer_from, device=ctx.dist.device)
     tcfg = tokenizer.cfg
     if tuple(tcfg.frame_size) != tuple(ctx.dataset.frame_size):
-        raise SkyloopError(f"{ctx.tokenizer_from}: its tokenizer takes {tcfg.frame_size[0]}x{tcfg.frame_size[1]} frames, "
-                           f"the dataset has {ctx.dataset.frame_size[0]}x{ctx.dataset.frame_size[1]}")
-    ctx.preset = replace(ctx.preset, tokenizer=tcfg,
-                         dynamics=replace(ctx.preset.dynamics, token_dim=tcfg.token_dim, token_grid=tcfg.token_grid))
+        raise SkyloopError(
+            f"{ctx.tokenizer_from}: its tokenizer takes {tcfg.frame_size[0]}x{tcfg.frame_size[1]} frames, "
+            f"the dataset has {ctx.dataset.frame_size[0]}x{ctx.dataset.frame_size[1]}"
+        )
+    ctx.preset = replace(ctx.preset, tokenizer=tcfg, dynamics=replace(ctx.preset.dynamics, token_dim=tcfg.token_dim, token_grid=tcfg.token_grid))
     eval_frames = frame_pool(ctx.holdout_episodes)
     ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], ctx.dist.device)
     ctx.say(f"tokenizer: taken from {ctx.tokenizer_from}, held-out PSNR {ctx.tokenizer_psnr:.2f} dB on this data")

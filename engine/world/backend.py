@@ -3,6 +3,7 @@
 A backend runs a world's two networks: the tokenizer at the edges (pixels <-> tokens) and the dynamics
 through a `Stepper` per batch size. The session (session.World) drives any backend the same way.
 """
+
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable

@@ -5,6 +5,7 @@ dataset identity and training step. Loading needs no pickle.
 A bundle that is truncated, foreign or from another format version fails with
 a message that says which.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,22 +55,30 @@ class WorldSpec:
         """What the world holds, in a few lines (`skyloop info`): scene, sizes, keys, sampler, how it was trained, its data."""
         t, d, tr = self.tokenizer, self.dynamics, self.training
         where = f"{source} ({size_bytes / 2**20:.1f} MiB): a" if source and size_bytes is not None else (f"{source}: a" if source else "A")
-        lines = [f"{where} world of scene {self.scene} {dict(self.scene_options) or ''}",
-                 f"  frames {t.frame_size[0]}x{t.frame_size[1]}, {t.tokens_per_frame} tokens/frame of {t.token_dim}, context {d.context} frames, "
-                 f"dynamics width {d.width} x {d.depth} blocks",
-                 f"  keys: {', '.join(f'{k} [{chr(47).join(self.keyset.bindings.get(k, ()))}]' for k in self.keyset.names)}",
-                 f"  sampler: {self.sampler.steps} steps, context noise {self.sampler.context_noise}; tick {self.tick_hz:g} Hz"]
+        lines = [
+            f"{where} world of scene {self.scene} {dict(self.scene_options) or ''}",
+            f"  frames {t.frame_size[0]}x{t.frame_size[1]}, {t.tokens_per_frame} tokens/frame of {t.token_dim}, context {d.context} frames, "
+            f"dynamics width {d.width} x {d.depth} blocks",
+            f"  keys: {', '.join(f'{k} [{chr(47).join(self.keyset.bindings.get(k, ()))}]' for k in self.keyset.names)}",
+            f"  sampler: {self.sampler.steps} steps, context noise {self.sampler.context_noise}; tick {self.tick_hz:g} Hz",
+        ]
         if tr:
-            lines.append(f"  trained: preset {tr.get('preset')}, {tr.get('tokenizer_steps')} tokenizer + {tr.get('dynamics_steps')} dynamics steps, "
-                         f"{(tr.get('seconds') or 0) / 3600:.1f} h on {tr.get('device')} x{tr.get('ranks', 1)}")
+            lines.append(
+                f"  trained: preset {tr.get('preset')}, {tr.get('tokenizer_steps')} tokenizer + {tr.get('dynamics_steps')} dynamics steps, "
+                f"{(tr.get('seconds') or 0) / 3600:.1f} h on {tr.get('device')} x{tr.get('ranks', 1)}"
+            )
             lines.append(f"  command: {tr.get('command')}")
             ev = tr.get("eval") or {}
             if ev:
-                lines.append(f"  at save: tokenizer {tr.get('tokenizer_psnr') or float('nan'):.2f} dB, 1-step {ev.get('psnr_1step', float('nan')):.2f} dB "
-                             f"(repeat-last {ev.get('psnr_repeat_last', float('nan')):.2f} dB)")
+                lines.append(
+                    f"  at save: tokenizer {tr.get('tokenizer_psnr') or float('nan'):.2f} dB, 1-step {ev.get('psnr_1step', float('nan')):.2f} dB "
+                    f"(repeat-last {ev.get('psnr_repeat_last', float('nan')):.2f} dB)"
+                )
         if self.dataset:
-            lines.append(f"  data: {self.dataset.get('episodes')} episodes, {self.dataset.get('frames')} frames, "
-                         f"hash {str(self.dataset.get('content_hash', ''))[:12]}, from {self.dataset.get('path')}")
+            lines.append(
+                f"  data: {self.dataset.get('episodes')} episodes, {self.dataset.get('frames')} frames, "
+                f"hash {str(self.dataset.get('content_hash', ''))[:12]}, from {self.dataset.get('path')}"
+            )
         return "\n".join(lines)
 
     def to_metadata(self) -> dict[str, str]:
@@ -137,8 +146,9 @@ def _check_header(path: Path) -> None:
         raise BundleError(f"{path}: truncated: the header promises {8 + n + end} bytes, the file has {size}")
 
 
-def save_bundle(path: str | os.PathLike, spec: WorldSpec, tokenizer: Tokenizer, dynamics: Dynamics,
-                extra: dict[str, torch.Tensor] | None = None, half: bool = True) -> str:
+def save_bundle(
+    path: str | os.PathLike, spec: WorldSpec, tokenizer: Tokenizer, dynamics: Dynamics, extra: dict[str, torch.Tensor] | None = None, half: bool = True
+) -> str:
     """Writes atomically; returns the file's SHA-256.
 
     half: weight matrices are stored as float16 (loaded back into float32 modules): a `small` world is
@@ -199,17 +209,22 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def _fill(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> None:
     """Loads `prefix.*` weights into a module built from the file's config, naming any mismatch."""
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
     if missing or unexpected or wrong:
-        detail = "; ".join(filter(None, [
-            f"missing {missing[:4]}" if missing else "",
-            f"unexpected {unexpected[:4]}" if unexpected else "",
-            f"shape mismatch {[(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in wrong[:3]]}" if wrong else "",
-        ]))
+        detail = "; ".join(
+            filter(
+                None,
+                [
+                    f"missing {missing[:4]}" if missing else "",
+                    f"unexpected {unexpected[:4]}" if unexpected else "",
+                    f"shape mismatch {[(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in wrong[:3]]}" if wrong else "",
+                ],
+            )
+        )
         raise BundleError(f"{path}: {prefix[:-1]} weights do not match the config in the file's metadata ({detail})")
     module.load_state_dict(state)
 
@@ -232,5 +247,4 @@ def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     for prefix, module in (("tokenizer.", tokenizer), ("dynamics.", dynamics)):
         _fill(module, tensors, prefix, path)
     start = tensors.get("start_frames")
-    return Bundle(spec, tokenizer.to(device).eval(), dynamics.to(device).eval(),
-                  start.numpy() if start is not None else None, path, sha256_file(path))
+    return Bundle(spec, tokenizer.to(device).eval(), dynamics.to(device).eval(), start.numpy() if start is not None else None, path, sha256_file(path))

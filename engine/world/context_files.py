@@ -1,4 +1,5 @@
 """Reading a world's starting context from a file: an image (PNG, JPEG, ...) or a clip (MP4, .npy, .npz)."""
+
 from __future__ import annotations
 
 from pathlib import Path

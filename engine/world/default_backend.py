@@ -6,6 +6,7 @@ the ONNX backend itself then picks CUDA when usable and the CPU otherwise.
 Every entry point (play, bench, `World.load`, `WorldEnv`) asks this module, so
 they all agree; `--backend` / `backend=` still choose explicitly.
 """
+
 from __future__ import annotations
 
 from engine.errors import SkyloopError
@@ -24,7 +25,7 @@ def onnxruntime_providers() -> list[str] | None:
 
 
 def default_backend(device: str | None = None) -> str:
-    """"onnx" when onnxruntime imports, else "torch".
+    """ "onnx" when onnxruntime imports, else "torch".
 
     When CUDA is asked for explicitly and onnxruntime has no CUDA provider (the CPU build), torch runs
     instead: it may have CUDA, and the ONNX backend would only warn and run on the CPU.

@@ -3,6 +3,7 @@
 Actions are the multi-hot held-keys vector (MultiBinary), observations the RGB
 frames. The world gives no reward of its own: pass `reward_fn(frame, keys)`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,9 +17,17 @@ class WorldEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
     # backend: "auto" (onnx when onnxruntime is installed, else torch), "torch", "compile" or "onnx", as World.load
 
-    def __init__(self, world="worlds/maze.safetensors", backend: str = "auto", context=None, max_steps: int = 1000,
-                 reward_fn: Callable[[np.ndarray, np.ndarray], float] | None = None, render_mode: str | None = "rgb_array",
-                 device: str | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        world="worlds/maze.safetensors",
+        backend: str = "auto",
+        context=None,
+        max_steps: int = 1000,
+        reward_fn: Callable[[np.ndarray, np.ndarray], float] | None = None,
+        render_mode: str | None = "rgb_array",
+        device: str | None = None,
+        threads: int | None = None,
+    ):
         from engine.world.session import World
 
         self.world = world if isinstance(world, World) else World.load(Path(world), backend=backend, device=device, threads=threads)

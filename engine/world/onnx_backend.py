@@ -6,6 +6,7 @@ bound scratch buffer, cache_write.onnx puts them into the ring, double-buffered)
 so on a GPU it never crosses to the host; only the frame's tokens do.
 The providers a session really got are checked and reported, never assumed.
 """
+
 from __future__ import annotations
 
 import json
@@ -101,8 +102,14 @@ class OnnxBackend:
         return f"cuda ({self.providers[0]})" if self.on_cuda else f"cpu ({self.threads} threads)"
 
     def details(self) -> dict:
-        return {"providers": self.providers, "threads": self.threads, "onnxruntime": self.ort.__version__,
-                "fp16": bool(self.meta.get("fp16")), "export": str(self.folder), "warnings": self.warnings}
+        return {
+            "providers": self.providers,
+            "threads": self.threads,
+            "onnxruntime": self.ort.__version__,
+            "fp16": bool(self.meta.get("fp16")),
+            "export": str(self.folder),
+            "warnings": self.warnings,
+        }
 
     # ---- frames <-> tokens -------------------------------------------------------
     def encode(self, frames: np.ndarray) -> np.ndarray:
@@ -167,9 +174,14 @@ class OnnxStepper:
         binding.clear_binding_inputs()  # rebinding a name does not replace an output binding: start clean
         binding.clear_binding_outputs()
         # bind_cpu_input keeps a pointer, not a reference: every array must outlive the run.
-        inputs = (np.ascontiguousarray(tokens, np.float32), np.full((b,), sigma, np.float32),
-                  np.ascontiguousarray(keys, np.float32), np.full((b,), time, np.int64), np.ascontiguousarray(bias, np.float32),
-                  np.full((b,), role, np.float32))
+        inputs = (
+            np.ascontiguousarray(tokens, np.float32),
+            np.full((b,), sigma, np.float32),
+            np.ascontiguousarray(keys, np.float32),
+            np.full((b,), time, np.int64),
+            np.ascontiguousarray(bias, np.float32),
+            np.full((b,), role, np.float32),
+        )
         binding.bind_cpu_input("tokens", inputs[0])
         binding.bind_cpu_input("sigma", inputs[1])
         binding.bind_cpu_input("keys", inputs[2])

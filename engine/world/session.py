@@ -6,6 +6,7 @@ and context buffers are allocated once per reset and written in place, so
 memory stays flat however long you play. Same context, keys and seed give the
 same frames.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,9 @@ from engine.world.bundle import WorldSpec
 class World:
     """A learned world. Frames are uint8 [H, W, 3] (or [B, H, W, 3] for a batch of worlds)."""
 
-    def __init__(self, spec: WorldSpec, backend: Backend, start_frames: np.ndarray | None, path: Path | None, sha256: str | None,
-                 sampler: SamplerConfig | None = None):
+    def __init__(
+        self, spec: WorldSpec, backend: Backend, start_frames: np.ndarray | None, path: Path | None, sha256: str | None, sampler: SamplerConfig | None = None
+    ):
         self.spec = spec
         self.backend = backend
         self.start_frames = start_frames
@@ -43,8 +45,7 @@ class World:
 
     # ---- loading -------------------------------------------------------------
     @classmethod
-    def load(cls, path, backend: str = "auto", device: str | None = None, sampler: SamplerConfig | dict | None = None,
-             threads: int | None = None) -> "World":
+    def load(cls, path, backend: str = "auto", device: str | None = None, sampler: SamplerConfig | dict | None = None, threads: int | None = None) -> "World":
         """backend: "auto" (the default: onnx when onnxruntime is installed, else torch; see default_backend),
         "torch" (eager), "compile" (torch.compile of the step) or "onnx" (an export folder or a bundle)."""
         from engine.world.default_backend import resolve_backend

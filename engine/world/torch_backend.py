@@ -1,4 +1,5 @@
 """The torch backend: eager (or `torch.compile`d) tokenizer and dynamics step."""
+
 from __future__ import annotations
 
 import numpy as np
