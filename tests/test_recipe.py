@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from engine.dynamics.cache import TorchStepper
@@ -110,3 +111,24 @@ def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world,
     assert training["dynamics_cpu_seconds"] >= 3.0
     logged = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
     assert any("eval" in r and r["step"] == training["dynamics_steps"] for r in logged), "the budgeted run is evaluated where it stopped"
+
+
+def test_a_continued_world_can_get_a_longer_memory_but_not_another_shape(tiny_dataset, tiny_world, tmp_path):
+    """--set dynamics.context=N with --init-from: no weight depends on the context length, so the world learns to use a
+    longer one; a shape field that has weights (width) is refused by name instead of being dropped without a word."""
+    from engine.errors import SkyloopError
+    from engine.world.session import World
+
+    before = read_spec(tiny_world).dynamics.context
+    longer = before + 4
+    out = tmp_path / "longer.safetensors"
+    preset = resolve_preset("tiny", [f"dynamics.context={longer}", "train.eval_every=1000"], steps=2)
+    train_world(tiny_dataset, preset, out, run_dir=tmp_path / "longer", threads=1, progress=False, init_from=tiny_world)
+    assert read_spec(out).dynamics.context == longer
+    world = World.load(out, backend="torch")
+    world.reset(None, seed=3)
+    frames = [world.step(()) for _ in range(longer + 3)]  # past the old and the new context: the ring cache wraps
+    assert frames[-1].shape == frames[0].shape
+    wide = resolve_preset("tiny", [f"dynamics.width={2 * read_spec(tiny_world).dynamics.width}"], steps=2)
+    with pytest.raises(SkyloopError, match="dynamics.width"):
+        train_world(tiny_dataset, wide, tmp_path / "wide.safetensors", run_dir=tmp_path / "wide", threads=1, progress=False, init_from=tiny_world)

@@ -52,17 +52,36 @@ def split_episodes(dataset: Dataset, holdout: float, say, limit: int | None = No
 ARCHITECTURE = ("token_dim", "token_grid", "num_keys", "context", "width", "depth", "heads", "mlp_ratio", "rope_period", "shared_modulation")
 
 
+WEIGHTLESS = ("context",)  # shape fields no parameter depends on: a continued world may change them (--set)
+
+
 def continued_preset(preset: Preset, world: Path) -> Preset:
     """The preset for continuing a world (--init-from): the world's network shape and its (benchmarked) sampler,
-    this run's recipe."""
+    this run's recipe. A weightless field (the context length) set to something other than the preset's default is
+    kept, so a world can be taught a longer memory; any other shape field set differently from the world is an error
+    (it used to be dropped without a word)."""
     from dataclasses import replace
 
+    from engine.train.config import get_preset
     from engine.world.bundle import read_spec
 
     spec = read_spec(world)
     if preset.name != spec.training.get("preset", preset.name):
         print(f"note: {world} was trained with preset {spec.training.get('preset')!r}; its network shape is kept")
-    shape = {name: getattr(spec.dynamics, name) for name in ARCHITECTURE}
+    default = get_preset(preset.name).dynamics
+    shape = {}
+    for name in ARCHITECTURE:
+        mine, theirs = getattr(preset.dynamics, name), getattr(spec.dynamics, name)
+        asked = mine != getattr(default, name) and name not in ("token_dim", "token_grid", "num_keys")  # those follow the data
+        if asked and mine != theirs:
+            if name not in WEIGHTLESS:
+                raise SkyloopError(
+                    f"dynamics.{name}={mine} cannot be applied to {world}: its weights are for {name}={theirs}; "
+                    f"continue with its shape, or train a new world without --init-from"
+                )
+            print(f"note: dynamics.{name} {theirs} -> {mine} for the continued world (no weights depend on it)")
+            continue
+        shape[name] = theirs
     return replace(preset, tokenizer=spec.tokenizer, dynamics=replace(preset.dynamics, **shape), sampler=spec.sampler)
 
 
