@@ -135,3 +135,35 @@ def test_short_context_windows_hide_older_frames_from_targets():
     changed[0][:, 0] += 5.0  # context frame 0: invisible to every target but the first
     out = model(*changed, visible=torch.tensor([1, 1, 1]))
     assert torch.allclose(out[:, 1:], base[:, 1:], atol=1e-5) and not torch.allclose(out[:, 0], base[:, 0], atol=1e-3)
+
+
+class NoTruthValue(torch.nn.Module):
+    """Like torch.compile's OptimizedModule: runs the model, but `bool(module)` raises (it has no len())."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner(*args, **kwargs)
+
+    def __len__(self):
+        raise TypeError("no len()")
+
+
+def test_the_training_losses_run_a_compiled_forward_they_are_given():
+    """`skyloop train --compile` crashed with "Dynamics does not support len()": the losses picked `forward or self`."""
+    from engine.tokenizer.model import Tokenizer, TokenizerConfig
+
+    model = random_model()
+    wrapped = NoTruthValue(model)
+    b, w = 2, CFG.context + 1
+    tokens = torch.randn(b, w, CFG.tokens_per_frame, CFG.token_dim)
+    keys = torch.zeros(b, w, CFG.num_keys)
+    assert torch.isfinite(model.training_loss(tokens, keys, torch.Generator().manual_seed(0), forward=wrapped))
+    assert wrapped.calls == 1
+    tok = Tokenizer(TokenizerConfig(frame_size=(32, 32), widths=(8, 8)))
+    wrapped_tok = NoTruthValue(tok)
+    assert torch.isfinite(tok.loss(torch.randint(0, 255, (2, 32, 32, 3), dtype=torch.uint8), forward=wrapped_tok))
+    assert wrapped_tok.calls == 1

@@ -322,7 +322,7 @@ class Dynamics(nn.Module):
         """
         inputs = self.training_inputs(window_tokens, window_keys, context_clean, generator)
         target_clean = inputs.pop("target_clean")
-        predicted_clean = (forward or self)(**inputs)
+        predicted_clean = (self if forward is None else forward)(**inputs)  # not `forward or self`: a compiled module has no truth value
         return (predicted_clean.float() - target_clean).pow(2).mean()
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:

@@ -172,7 +172,7 @@ class Tokenizer(nn.Module):
     def loss(self, frames_uint8: torch.Tensor, forward=None) -> torch.Tensor:
         """The training objective: reconstruction MSE + 0.1 L1 in [0, 1] (weight-free, no pretrained network),
         through the noisy latent of `forward`. forward: the module to run, a DDP wrapper of this one (default: this one)."""
-        recon = (forward or self)(frames_uint8).float()
+        recon = (self if forward is None else forward)(frames_uint8).float()  # not `or`: a compiled module has no truth value
         target = frames_to_unit(frames_uint8)
         return (recon - target).pow(2).mean() + 0.1 * (recon - target).abs().mean()
 
