@@ -27,6 +27,10 @@ worlds=("$@")
 recipe_maze=(            400       12000            3000            "")
 recipe_overworld=(       300       4000             1000            "")
 recipe_bounce=(          300       2500             800             "--set train.tokenizer_lr=0.0005")
+#                        CPU-minutes of each continuation of the world above, in order
+continue_maze=()
+continue_overworld=()
+continue_bounce=(        60)   # 2026-11-28: TF 18.94 -> 20.57 dB, foreground share 0.00 -> 0.14 (docs/ablations.md)
 # bounce: at the preset's tokenizer_lr (1e-3) its tokenizer diverged at step ~1300 (loss 0.0016 -> 0.09, held-out PSNR
 # 31.7 -> 15.7 dB, never recovered: mostly flat frames); half the learning rate trains it cleanly.
 
@@ -36,6 +40,19 @@ for w in "${worlds[@]}"; do
   resume=""; [[ -f "runs/$w/checkpoint.safetensors" ]] && resume="--resume"
   $sk train --data "data/$w" --preset small --out "worlds/$w.safetensors" --run-dir "runs/$w" \
       --tokenizer-steps "${r[1]}" --steps "${r[2]}" ${r[3]} --compile $resume
+  # Continuations (--init-from: the world's weights, a fresh optimizer, 50 warm-up steps, lr 3e-4), each for a
+  # process-CPU budget in minutes, each kept by its row in docs/ablations.md (tools/ablate.py ran the same command).
+  c="continue_$w[@]"; c=("${!c}")
+  for k in "${!c[@]}"; do
+    cont="runs/$w-cont$k"
+    if [[ ! -f "$cont/world.safetensors" ]]; then
+      resume=""; [[ -f "$cont/run/checkpoint.safetensors" ]] && resume="--resume"
+      $sk train --data "data/$w" --preset small --init-from "worlds/$w.safetensors" --out "$cont/world.safetensors" \
+          --run-dir "$cont/run" --steps 1000000 --lr 3e-4 --compile --no-progress \
+          --set "train.cpu_minutes=${c[$k]}" --set train.warmup=50 --set train.eval_every=1000000 $resume
+      cp "$cont/world.safetensors" "worlds/$w.safetensors"
+    fi
+  done
   if [[ $w == maze ]]; then  # the sampler is chosen by benchmark (docs/results/maze/sampler/sampler.md), then stored
     .venv/bin/python tools/sampler_grid.py "worlds/$w.safetensors" --out "docs/results/$w/sampler"
     .venv/bin/python tools/set_sampler.py "worlds/$w.safetensors" --steps 2 --context-noise 0.1
