@@ -17,7 +17,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "docs" / "ablations.md"
-COLUMNS = {"AR@16": "AR PSNR @16 (dB)", "agree": "action agreement", "spread": "branch spread world/real", "sharp": "sharpness world/real, explore end"}
+COLUMNS = {
+    "AR@16": "AR PSNR @16 (dB)",
+    "agree": "action agreement",
+    "spread": "branch spread world/real",
+    "sharp": "sharpness world/real, explore end",
+    "fg": "foreground share world/real, explore end",
+}
 
 
 def table_rows() -> dict[str, dict]:
@@ -48,6 +54,7 @@ def load(name: str, table: dict[str, dict]) -> dict:
             "agree": s["action_agreement"],
             "spread": s["branch_spread"],
             "sharp": s["sharpness_ratio_explore_end"],
+            "fg": s["foreground_share_ratio_explore"].get(str(s["stability_frames"])),
         }
     if name not in table:
         raise SystemExit(f"no row {name!r}: neither runs/ablate/{name}/row.json nor a line in {TABLE}")
@@ -72,7 +79,7 @@ def main() -> None:
     for r in rows:
         total += r["cpu_minutes"] or 0.0
         xs.append(total)
-    goals = {"AR@16": (22, "goal"), "agree": (0.8, "goal"), "spread": (0.8, "goal"), "sharp": (0.8, "goal floor")}
+    goals = {"AR@16": (22, "goal"), "agree": (0.8, "goal"), "spread": (0.8, "goal"), "sharp": (0.8, "goal floor"), "fg": (0.8, "goal floor")}
     fig, axes = plt.subplots(1, len(COLUMNS), figsize=(4 * len(COLUMNS), 3.4), dpi=110)
     for ax, (key, label) in zip(axes, COLUMNS.items()):
         ys = [r[key] for r in rows]
