@@ -28,9 +28,6 @@ def main() -> None:
     rng = np.random.default_rng(0)
     res = {k: [] for k in ("true keys", "other keys", "no keys", "copy the last frame")}
 
-    def names(row):
-        return [n for n, b in zip(world.keyset.names, row) if b]
-
     for frames, keys in Dataset.open(args.data).load_all():
         for t in rng.choice(np.arange(w, len(frames) - 1), args.per_episode, replace=False):
             nxt, k = frames[t + 1], keys[t + 1]
@@ -39,7 +36,7 @@ def main() -> None:
                 other = keys[rng.integers(1, len(keys))]
             for name, kk in (("true keys", k), ("other keys", other), ("no keys", np.zeros_like(k))):
                 world.reset(frames[t - w + 1 : t + 1], context_keys=keys[t - w + 1 : t + 1], seed=0)
-                res[name].append(psnr(world.predict(names(kk)), nxt))
+                res[name].append(psnr(world.predict(world.keyset.held_names(kk)), nxt))
             res["copy the last frame"].append(psnr(frames[t], nxt))
     for k, v in res.items():
         print(f"{k:22s} {np.mean(v):6.2f} dB")

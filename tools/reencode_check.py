@@ -27,9 +27,6 @@ def main() -> None:
     w = world.spec.dynamics.context
     episodes = Dataset.open(args.data).load_all()
 
-    def names(row):
-        return [n for n, b in zip(world.keyset.names, row) if b]
-
     for mode in ("own", "reencode"):
         curves = []
         for frames, keys in episodes:
@@ -37,7 +34,7 @@ def main() -> None:
             world.reset(frames[s - w + 1 : s + 1], context_keys=keys[s - w + 1 : s + 1], seed=0)
             curve = []
             for i in range(1, args.steps + 1):
-                k = names(keys[s + i])
+                k = world.keyset.held_names(keys[s + i])
                 if mode == "own":
                     frame = world.step(k)
                 else:

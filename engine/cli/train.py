@@ -56,7 +56,7 @@ def add_parser(sub, parents: Parents) -> None:
         "--init-from",
         metavar="WORLD",
         help="continue training this world file: its tokenizer and dynamics weights, "
-        "its network shape, a fresh optimizer; compute adds up in the new world's metadata (training.cumulative)",
+        "its network shape (a --set dynamics.context=N is kept: no weight depends on it), a fresh optimizer; compute adds up in the new world's metadata (training.cumulative)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--run-dir", help="folder for checkpoints, metrics and strips (default runs/<out name>)")
