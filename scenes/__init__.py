@@ -41,11 +41,12 @@ def make_scene(name: str, size=(64, 64), **options):
 
 def _register_gymnasium() -> None:
     """Our scenes as Gymnasium envs: gym.make("scenes:skyloop/Maze-v0") imports this package and finds them."""
+    from scenes.gym_adapter import register_envs
+
     try:
-        from scenes.gym_adapter import register_envs
-    except ImportError:  # gymnasium is optional for the scenes themselves
+        register_envs()
+    except ImportError:  # gymnasium is optional for the built-in scenes themselves (a bare GPU machine may lack it)
         return
-    register_envs()
 
 
 _register_gymnasium()

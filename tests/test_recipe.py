@@ -113,6 +113,26 @@ def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world,
     assert any("eval" in r and r["step"] == training["dynamics_steps"] for r in logged), "the budgeted run is evaluated where it stopped"
 
 
+def test_a_wall_clock_budget_ends_a_run_and_is_kept_across_a_resume(tiny_dataset, tiny_world, tmp_path):
+    """train.wall_minutes (for a GPU or a lent machine's lease) stops the dynamics phase like the CPU budget, writes the
+    world, and counts the seconds of earlier sessions when resumed."""
+    import time
+
+    out = tmp_path / "wall.safetensors"
+    preset = resolve_preset("tiny", ["train.wall_minutes=0.04", "train.eval_every=100000"], steps=100000)
+    start = time.perf_counter()
+    train_world(tiny_dataset, preset, out, run_dir=tmp_path / "wall", threads=1, progress=False, init_from=tiny_world)
+    assert time.perf_counter() - start < 120
+    steps = read_spec(out).training["dynamics_steps"]
+    assert 0 < steps < 100000
+    # Resumed, the budget is already spent: it stops after one more step instead of taking another 2.4 s.
+    from engine.train.checkpoint import Checkpoint
+
+    assert Checkpoint.load(tmp_path / "wall" / "checkpoint.safetensors").extra["wall_seconds"] >= 2.4
+    train_world(tiny_dataset, preset, out, run_dir=tmp_path / "wall", threads=1, progress=False, init_from=tiny_world, resume=True)
+    assert read_spec(out).training["dynamics_steps"] == steps + 1
+
+
 def test_a_continued_world_can_get_a_longer_memory_but_not_another_shape(tiny_dataset, tiny_world, tmp_path):
     """--set dynamics.context=N with --init-from: no weight depends on the context length, so the world learns to use a
     longer one; a shape field that has weights (width) is refused by name instead of being dropped without a word."""

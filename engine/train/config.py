@@ -28,6 +28,8 @@ class TrainConfig:
     seed: int = 0  # seeds weight init, batch sampling and noise
     cpu_minutes: float = 0.0  # dynamics phase budget in process CPU minutes (all threads; 0 = none): it stops when used up,
     #   and the learning-rate schedule follows whichever of steps or CPU time is further along (fixed-budget ablations)
+    wall_minutes: float = 0.0  # dynamics phase budget in wall-clock minutes (0 = none), the same way: for a GPU, whose
+    #   process CPU time says little about the work done, and for a lent machine's fixed lease
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -30,6 +30,7 @@ class DynamicsPhase:
         self.ctx, self.tokenizer = ctx, tokenizer
         self.total = ctx.cfg.dynamics_steps
         self.budget = ctx.cfg.cpu_minutes * 60.0  # process CPU seconds (all threads); 0 = no budget, run every step
+        self.wall_budget = ctx.cfg.wall_minutes * 60.0  # wall-clock seconds; 0 = no budget
 
     def skip(self, checkpoint: Checkpoint | None) -> None:
         return None  # always trains (a finished run resumed writes its world again)
@@ -61,19 +62,29 @@ class DynamicsPhase:
         self.frames_per_step = self.local * (dcfg.context + 1)
         self.cpu_before = 0.0  # process CPU seconds of this phase in earlier sessions (resume)
         self.cpu_start = time.process_time()
+        self.wall_before = 0.0  # wall-clock seconds of this phase in earlier sessions (resume)
+        self.wall_start = time.perf_counter()
         n_params = sum(p.numel() for p in self.dynamics.parameters())
         ctx.say(
             f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames"
             + (f", self forcing on {dcfg.rollout_p:.0%} of windows (up to {dcfg.rollout_frames} generated context frames)" if dcfg.rollout_p > 0 else "")
             + (f"; budget {cfg.cpu_minutes:g} CPU-minutes" if cfg.cpu_minutes > 0 else "")
+            + (f"; budget {cfg.wall_minutes:g} wall-clock minutes" if cfg.wall_minutes > 0 else "")
         )
 
     def cpu_used(self) -> float:
         return self.cpu_before + time.process_time() - self.cpu_start
 
+    def wall_used(self) -> float:
+        return self.wall_before + time.perf_counter() - self.wall_start
+
+    def budget_used(self) -> float:
+        """Share of the tighter of the CPU and wall-clock budgets already spent (0 when there is none)."""
+        return max(self.cpu_used() / self.budget if self.budget else 0.0, self.wall_used() / self.wall_budget if self.wall_budget else 0.0)
+
     def lr(self, step: int) -> float:
         cfg = self.ctx.cfg
-        progress = max(step / self.total, self.cpu_used() / self.budget if self.budget else 0.0)  # the schedule follows steps or CPU time
+        progress = max(step / self.total, self.budget_used())  # the schedule follows steps or the budget, whichever is further along
         return lr_at(step, progress, cfg.dynamics_lr, cfg.warmup)
 
     def loss(self, step: int) -> torch.Tensor:
@@ -94,13 +105,15 @@ class DynamicsPhase:
 
     def out_of_budget(self) -> bool:
         # Under DDP every rank must stop at the same step: any rank out of budget stops them all.
-        return self.budget > 0 and self.ctx.dist.mean(float(self.cpu_used() >= self.budget)) > 0
+        has_budget = self.budget > 0 or self.wall_budget > 0
+        return has_budget and self.ctx.dist.mean(float(self.budget_used() >= 1.0)) > 0
 
     def state(self) -> dict:
-        return {"cpu_seconds": self.cpu_used()}
+        return {"cpu_seconds": self.cpu_used(), "wall_seconds": self.wall_used()}
 
     def restore(self, checkpoint: Checkpoint) -> None:
         self.cpu_before = float(checkpoint.extra.get("cpu_seconds", 0.0))
+        self.wall_before = float(checkpoint.extra.get("wall_seconds", 0.0))
 
     def finish(self, steps: int, metrics: dict, save) -> Path | None:
         """Writes the world file (rank 0), with the EMA weights when there are some."""

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Continues the three shipped worlds on one GPU, all at once, inside a fixed wall-clock lease: collects each world's
+# dataset (the same recipe and seeds as tools/train_worlds.sh), then trains each world's dynamics from its shipped
+# weights (--init-from) until a common deadline, the three runs sharing the GPU. Ends with GPU play speed.
+#
+#   tools/train_worlds_gpu.sh [OUT]        (default runs/gpu; worlds land in OUT/<world>.safetensors)
+#
+# Settings come from the environment: SKYLOOP_PY (python; default .venv/bin/python, else python3), DEVICE (cuda),
+# DATA (dataset root, default data), LEASE_S (seconds from start to the end of training, default 440), WORLDS ("maze overworld bounce"),
+# COPY_TO (a folder each finished world is copied to at once), EPISODES_<world> (the recipe's episode counts; smaller for a dry run), BATCH (128), LR (4e-4).
+# Every run logs to OUT/<world>.log; a world that fails does not stop the others.
+# The recipe of each world is its best row in docs/ablations.md: self forcing on half the windows (own rollouts of
+# 1-6 context frames); overworld also gets a 16-frame context, for the terrain it forgets past 8 frames.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+out="${1:-runs/gpu}"
+mkdir -p "$out"
+py="${SKYLOOP_PY:-}"
+[[ -z $py ]] && { [[ -x .venv/bin/python ]] && py=.venv/bin/python || py=python3; }
+device="${DEVICE:-cuda}"
+lease="${LEASE_S:-440}"
+worlds=(${WORLDS:-maze overworld bounce})
+batch="${BATCH:-128}"
+lr="${LR:-4e-4}"
+data="${DATA:-data}"
+start=$(date +%s)
+cores=$(nproc)
+#                episodes  collect workers   extra training settings
+recipe_maze=(     ${EPISODES_maze:-400}       $((cores * 5 / 8 > 1 ? cores * 5 / 8 : 1))  "")
+recipe_overworld=(${EPISODES_overworld:-300}  $((cores / 8 > 1 ? cores / 8 : 1))          "--set dynamics.context=16")
+recipe_bounce=(   ${EPISODES_bounce:-300}     $((cores / 4 > 1 ? cores / 4 : 1))          "")
+sf="--set dynamics.rollout_p=0.5 --set dynamics.rollout_frames=6"
+
+say() { echo "[$(($(date +%s) - start)) s] $*"; }
+
+one_world() {
+  local w=$1 r="recipe_$1[@]"
+  local rec=("${!r}")
+  say "$w: collecting ${rec[0]} episodes with ${rec[1]} workers"
+  $py -m engine collect --scene "$w" --episodes "${rec[0]}" --steps 500 --seed 0 --out "$data/$w" --workers "${rec[1]}" >"$out/$w.log" 2>&1 \
+    || { say "$w: collect FAILED (see $out/$w.log)"; return 1; }
+  local left=$((lease - ($(date +%s) - start) - 40))  # 40 s for start-up, latents and the last evaluation
+  if ((left < 30)); then say "$w: no time left to train"; return 1; fi
+  local minutes
+  minutes=$(awk "BEGIN {print $left / 60}")
+  say "$w: data ready; training for $minutes wall-clock minutes on $device"
+  # shellcheck disable=SC2086
+  timeout $((left + 120)) $py -m engine train --data "$data/$w" --preset small --init-from "worlds/$w.safetensors" \
+    --out "$out/$w.safetensors" --run-dir "$out/run-$w" --steps 1000000 --batch "$batch" --lr "$lr" \
+    --device "$device" --threads 4 --no-progress $sf ${rec[2]} \
+    --set "train.wall_minutes=$minutes" --set train.warmup=100 --set train.eval_every=1000000 --set train.checkpoint_every=100000 \
+    >>"$out/$w.log" 2>&1 || { say "$w: training FAILED (see $out/$w.log)"; return 1; }
+  [[ -n ${COPY_TO:-} ]] && cp "$out/$w.safetensors" "$COPY_TO/"
+  say "$w: done: $(grep -E 'budget of|world written|wrote' "$out/$w.log" | tail -2 | tr '\n' ' ')"
+}
+
+for w in "${worlds[@]}"; do one_world "$w" & done
+wait
+say "training over"
+for w in "${worlds[0]}"; do  # the three are the same model (small): one speed figure
+  if [[ -f $out/$w.safetensors && $device == cuda* ]]; then
+    $py -m engine bench speed "$out/$w.safetensors" --backend torch --device cuda --frames 300 --repeats 3 --out "$out/speed-$w" >"$out/speed-$w.log" 2>&1
+    say "$w speed on the GPU: $(grep -iE 'fps' "$out/speed-$w.log" | head -3 | tr '\n' ' ')"
+  fi
+done
+if [[ $device == cuda* && -d $data/bounce ]]; then  # play speed of the larger preset: its speed does not depend on training
+  $py -m engine train --data "$data/bounce" --preset base --out "$out/base-speed.safetensors" --run-dir "$out/run-base" \
+    --episodes 4 --tokenizer-steps 2 --steps 2 --device "$device" --no-progress >"$out/speed-base.log" 2>&1 &&
+    $py -m engine bench speed "$out/base-speed.safetensors" --backend torch --device cuda --frames 300 --repeats 3 --out "$out/speed-base" >>"$out/speed-base.log" 2>&1
+  say "base preset speed on the GPU: $(grep -iE 'fps' "$out/speed-base.log" | head -3 | tr '\n' ' ')"
+  rm -f "$out/base-speed.safetensors"
+fi
+say "all done: worlds and logs in $out"
