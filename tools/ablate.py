@@ -8,6 +8,8 @@ stability runs of 2,000 frames with plausibility) on ONNX Runtime, and appends a
 
     tools/ablate.py NAME --init worlds/maze.safetensors --data data/maze --cpu-minutes 30 [--set dynamics.rollout_p=0.5 ...]
     tools/ablate.py shipped-maze --init worlds/maze.safetensors --cpu-minutes 0      # the starting world itself: the baseline row
+    tools/ablate.py gpu-maze --world runs/gpu/maze.safetensors     # a world trained elsewhere (tools/train_worlds_gpu.sh):
+                                                                   # its row takes recipe, steps and GPU time from its metadata
 
 Outputs: runs/ablate/NAME/{world.safetensors, run/, bench/}. Resumable: a finished stage is not redone.
 """
@@ -56,18 +58,30 @@ def fmt(v, digits=2) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name", help="the recipe's name (folder runs/ablate/NAME, row label)")
-    ap.add_argument("--init", required=True, help="world file every recipe starts from")
+    ap.add_argument("--init", help="world file every recipe starts from")
+    ap.add_argument("--world", help="bench this world, trained elsewhere (e.g. on a GPU): its metadata gives init, settings, steps and time")
     ap.add_argument("--data", default="data/maze", help="dataset (default data/maze)")
-    ap.add_argument("--cpu-minutes", type=float, required=True, help="process-CPU budget of the dynamics training; 0 = bench the init world")
+    ap.add_argument("--cpu-minutes", type=float, default=0.0, help="process-CPU budget of the dynamics training; 0 = bench the init world")
     ap.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4: a continued world, not a new one)")
     ap.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE", help="recipe settings (skyloop train --set)")
     ap.add_argument("--note", default="", help="a few words for the row")
     args = ap.parse_args()
+    if (args.init is None) == (args.world is None):
+        ap.error("give --init (train a recipe from it, or bench it with --cpu-minutes 0) or --world (bench a world trained elsewhere)")
+    elsewhere = None
+    if args.world:
+        from engine.world.bundle import read_spec
+
+        elsewhere = read_spec(args.world).training
+        words = elsewhere.get("command", "").split()
+        args.init = elsewhere.get("init_from") or "–"
+        args.set = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--set" and not words[i + 1].startswith("train.")]
+        args.set += [f"{w[2:]}={words[i + 1]}" for i, w in enumerate(words[:-1]) if w in ("--batch", "--lr")]
     sk = str(ROOT / ".venv" / "bin" / "skyloop")
     folder = ROOT / "runs" / "ablate" / args.name
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "log.txt"
-    world = Path(args.init) if args.cpu_minutes == 0 else folder / "world.safetensors"
+    world = Path(args.world) if args.world else Path(args.init) if args.cpu_minutes == 0 else folder / "world.safetensors"
     started = time.time()
     if args.cpu_minutes > 0 and not world.exists():
         run_dir = folder / "run"
@@ -111,7 +125,8 @@ def main() -> None:
         run([sk, "bench", "consistency", str(world), *BENCH, "--out", str(bench)], log)
     report = json.loads((bench / "report.json").read_text())
     s = report["summary"]
-    training = report.get("training", {}) if args.cpu_minutes > 0 else {}
+    training = report.get("training", {}) if args.cpu_minutes > 0 or elsewhere else {}
+    gpu = elsewhere is not None and str(elsewhere.get("device", "")).startswith("cuda")
     row = {
         "recipe": args.name,
         "init": str(args.init),
@@ -133,7 +148,7 @@ def main() -> None:
         args.name + (f" ({args.note})" if args.note else ""),
         f"`{Path(args.init).name}`",
         " ".join(f"`{x}`" for x in args.set) or "–",
-        fmt(args.cpu_minutes, 0),
+        f"GPU {row['wall_minutes']:g}" if gpu else fmt(args.cpu_minutes, 0),
         str(row["steps"]),
         fmt(row["wall_minutes"], 0),
         fmt(s["psnr_tf"]),
@@ -146,7 +161,7 @@ def main() -> None:
         fmt(s["flicker_ratio_explore_end"]),
         fmt(s["plausibility_gap_explore"].get(end)),
         fmt(s["foreground_share_ratio_explore"].get(end)),
-        row["machine"][:24],
+        f"{elsewhere.get('gpu_name', 'GPU')} (train); " + row["machine"][:24] if gpu else row["machine"][:24],
     ]
     lines = TABLE.read_text().splitlines(keepends=True)
     last = max(i for i, ln in enumerate(lines) if ln.startswith("|"))  # rows go under the table, above any notes

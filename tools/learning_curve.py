@@ -1,18 +1,21 @@
-"""Learning curve: AR@16, key response and sharpness against the training compute spent on a chain of worlds.
+"""Learning curve: AR@16, key response and sharpness against the training spent on chains of worlds.
 
-The names are ablation rows in chain order: the starting world, then each continuation of the one before it
-(tools/ablate.py NAME --init <the previous row's world>). Each row is read from runs/ablate/NAME/row.json when
-that folder is still here, else from its line in docs/ablations.md (the committed record; run folders are not
-kept). x is the process-CPU minutes of training added along the chain (the starting world's own training is
-x = 0; its figure is in its metadata and docs/RESULTS.md).
+Each chain is LABEL:ROW,ROW,... of ablation rows in order: the starting world, then each continuation of the one
+before it (tools/ablate.py NAME --init <the previous row's world>, or a world trained elsewhere, --world). Each row
+is read from runs/ablate/NAME/row.json when that folder is still here, else from its line in docs/ablations.md (the
+committed record; run folders are not kept). x is the training added along the chain in windows seen (dynamics
+steps x batch; the starting world's own training is x = 0): a measure of work that CPU rows (batch 32) and GPU rows
+(batch 128) share, where CPU-minutes and GPU-minutes are different currencies.
 
-    .venv/bin/python tools/learning_curve.py shipped-maze B-self-forcing C-self-forcing-100 --out docs/learning_curve.png
+    .venv/bin/python tools/learning_curve.py maze:shipped-maze,B-self-forcing,C-self-forcing-100 \
+        bounce:bounce-teacher-60,gpu-bounce --out docs/learning_curve.png
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +45,13 @@ def number(cell: str) -> float | None:
     return None if cell in ("–", "-", "") else float(cell)
 
 
+def batch_of(settings) -> int:
+    """The dynamics batch a row trained with: its `batch=N` setting, else the small preset's 32."""
+    text = " ".join(settings) if isinstance(settings, list) else str(settings)
+    found = re.search(r"batch=(\d+)", text)
+    return int(found.group(1)) if found else 32
+
+
 def load(name: str, table: dict[str, dict]) -> dict:
     path = ROOT / "runs" / "ablate" / name / "row.json"
     if path.exists():
@@ -49,7 +59,7 @@ def load(name: str, table: dict[str, dict]) -> dict:
         s = r["summary"]
         return {
             "recipe": name,
-            "cpu_minutes": r["cpu_minutes"],
+            "windows": r["steps"] * batch_of(r["settings"]),
             "AR@16": s["psnr_ar"].get("16"),
             "agree": s["action_agreement"],
             "spread": s["branch_spread"],
@@ -59,36 +69,42 @@ def load(name: str, table: dict[str, dict]) -> dict:
     if name not in table:
         raise SystemExit(f"no row {name!r}: neither runs/ablate/{name}/row.json nor a line in {TABLE}")
     row = table[name]
-    return {"recipe": name, "cpu_minutes": number(row["CPU-min"]), **{k: number(row[k]) for k in COLUMNS}}
+    return {"recipe": name, "windows": int(row["steps"]) * batch_of(row["settings"]), **{k: number(row[k]) for k in COLUMNS}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("names", nargs="+", help="ablation rows in chain order")
+    ap.add_argument("chains", nargs="+", help="LABEL:ROW,ROW,... ablation rows in chain order, one chain per world")
     ap.add_argument("--out", default="docs/learning_curve.png")
-    ap.add_argument("--title", default="maze world: quality against training compute")
+    ap.add_argument("--title", default="quality against training added (fast benchmark, 8 held-out seeds)")
     args = ap.parse_args()
     table = table_rows() if TABLE.exists() else {}
-    rows = [load(n, table) for n in args.names]
+    chains = []
+    for chain in args.chains:
+        label, _, names = chain.rpartition(":")
+        rows = [load(n, table) for n in names.split(",")]
+        xs, total = [], 0
+        for r in rows:
+            total += r["windows"]
+            xs.append(total / 1000)
+        chains.append((label or names.split(",")[0], xs, rows))
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs, total = [], 0.0
-    for r in rows:
-        total += r["cpu_minutes"] or 0.0
-        xs.append(total)
     goals = {"AR@16": (22, "goal"), "agree": (0.8, "goal"), "spread": (0.8, "goal"), "sharp": (0.8, "goal floor"), "fg": (0.8, "goal floor")}
     fig, axes = plt.subplots(1, len(COLUMNS), figsize=(4 * len(COLUMNS), 3.4), dpi=110)
     for ax, (key, label) in zip(axes, COLUMNS.items()):
-        ys = [r[key] for r in rows]
-        ax.plot(xs, ys, "o-", color="#4a78c2")
-        for x, y, r in zip(xs, ys, rows):
-            ax.annotate(r["recipe"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for label, xs, rows in chains:
+            ys = [r[key] for r in rows]
+            ax.plot(xs, ys, "o-", label=label)
+            for x, y, r in zip(xs, ys, rows):
+                if y is not None:
+                    ax.annotate(r["recipe"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.axhline(goals[key][0], ls="--", color="grey", lw=0.8, label=goals[key][1])
         ax.legend(fontsize=7)
-        ax.set_xlabel("training added, process CPU-minutes")
+        ax.set_xlabel("training added, thousands of windows")
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
     fig.suptitle(args.title, fontsize=10)

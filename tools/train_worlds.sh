@@ -15,6 +15,13 @@
 # learning-rate schedule follows the new total from there).
 #
 # Every step is resumable: collect completes what is missing, train continues from its last checkpoint.
+#
+# GPU stage (not run by this script: it needs a GPU). The shipped bounce and overworld worlds were then continued
+# on a lent H200 by tools/train_worlds_gpu.sh (2026-11-28: the three worlds at once, about 6.5 GPU-minutes each,
+# self forcing on half the windows, batch 128, lr 4e-4; overworld with a 16-frame context), and the result copied
+# over worlds/<world>.safetensors where its row in docs/ablations.md beat the world before it (bounce, overworld;
+# the maze's GPU row was mixed and the maze stayed). On a machine with a GPU, after this script:
+#   tools/train_worlds_gpu.sh runs/gpu && cp runs/gpu/{bounce,overworld}.safetensors worlds/
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -68,3 +68,41 @@ def add_parser(sub, parents: Parents) -> None:
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints: --set train.checkpoint_every=N (default: the preset's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to the run folder)")
     p.set_defaults(func=cmd_train)
+    add_tune_decoder_parser(sub)
+
+
+def cmd_tune_decoder(args) -> int:
+    from dataclasses import fields
+
+    from engine.train.decoder_tune import DecoderTuneConfig, tune_decoder
+    from engine.train.run import default_command
+
+    given = {f.name: getattr(args, f.name) for f in fields(DecoderTuneConfig) if getattr(args, f.name, None) is not None}
+    tune_decoder(args.world, args.data, args.out, DecoderTuneConfig(**given), threads=args.threads, command=default_command())
+    return 0
+
+
+def add_tune_decoder_parser(sub) -> None:
+    """tune-decoder."""
+    from engine.train.decoder_tune import DecoderTuneConfig
+
+    d = DecoderTuneConfig()
+    p = sub.add_parser(
+        "tune-decoder",
+        help="fit a world's decoder to the latents its own rollouts make (reconstruction + a patch critic); dynamics and encoder stay as they are",
+    )
+    p.add_argument("world", help="world file whose decoder is tuned")
+    p.add_argument("--data", required=True, help="the dataset the world was trained on")
+    p.add_argument("--out", required=True, help="world file to write (may be the same file)")
+    p.add_argument("--cpu-minutes", type=float, help=f"budget in process CPU minutes (default {d.cpu_minutes:g}: none, run --steps)")
+    p.add_argument("--steps", type=int, help=f"decoder steps (default {d.steps})")
+    p.add_argument("--batch", type=int, help=f"frames per step, half real latents, half own (default {d.batch})")
+    p.add_argument("--lr", type=float, help=f"decoder learning rate; the critic gets twice it (default {d.lr:g})")
+    p.add_argument("--adversarial", type=float, help=f"weight of the critic's loss on the decoder; 0 = reconstruction only (default {d.adversarial:g})")
+    p.add_argument("--horizon", type=int, help=f"frames each own rollout runs (default {d.horizon})")
+    p.add_argument("--paired", type=int, help=f"own predictions up to this many frames out are paired with their real frame (default {d.paired})")
+    p.add_argument("--windows", type=int, help=f"rollouts per buffer refresh (default {d.windows})")
+    p.add_argument("--refresh", type=int, help=f"steps between buffer refreshes (default {d.refresh})")
+    p.add_argument("--seed", type=int, help=f"seed (default {d.seed})")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's own)")
+    p.set_defaults(func=cmd_tune_decoder)

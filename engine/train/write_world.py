@@ -44,6 +44,7 @@ def write_bundle(ctx: RunContext, tokenizer: Tokenizer, dynamics: Dynamics, step
             "dynamics_cpu_seconds": round(ctx.cpu_seconds, 1),
             "init_from": str(ctx.init_from) if ctx.init_from else None,
             "device": str(ctx.dist.device),
+            "gpu_name": torch.cuda.get_device_name(ctx.dist.device) if ctx.dist.device.type == "cuda" else None,
             "ranks": ctx.dist.world,
             "tokenizer_psnr": ctx.tokenizer_psnr,
             "eval": metrics,
