@@ -43,10 +43,10 @@ def test_tuning_changes_the_decoder_only_and_records_itself(tiny_dataset, tiny_w
 def test_reconstruction_only_tuning_lowers_the_loss_on_own_predictions(tiny_dataset, tiny_world, tmp_path):
     """With no critic, tuning is plain regression on real latents and paired own predictions: on the same
     buffer, the paired loss must fall."""
-    from engine.train.decoder_tune import recon_loss
-    from engine.train.run import split_episodes
     from engine.data.dataset import Dataset
     from engine.tokenizer.model import frames_to_unit
+    from engine.train.decoder_tune import recon_loss
+    from engine.train.run import split_episodes
 
     cfg = DecoderTuneConfig(**{**TINY, "steps": 30, "refresh": 1000, "paired": 4}, adversarial=0.0)
     bundle = load_bundle(tiny_world)
