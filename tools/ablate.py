@@ -77,6 +77,9 @@ def main() -> None:
         args.init = elsewhere.get("init_from") or "–"
         args.set = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--set" and not words[i + 1].startswith("train.")]
         args.set += [f"{w[2:]}={words[i + 1]}" for i, w in enumerate(words[:-1]) if w in ("--batch", "--lr")]
+        for tune in elsewhere.get("decoder_tunes", []):  # tools that change a world after training (skyloop tune-decoder)
+            c = tune["config"]
+            args.set.append(f"tune-decoder({tune['cpu_seconds'] / 60:.0f} CPU-min, {tune['steps']} steps, adversarial={c['adversarial']:g})")
     sk = str(ROOT / ".venv" / "bin" / "skyloop")
     folder = ROOT / "runs" / "ablate" / args.name
     folder.mkdir(parents=True, exist_ok=True)

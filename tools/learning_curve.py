@@ -94,8 +94,8 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     goals = {"AR@16": (22, "goal"), "agree": (0.8, "goal"), "spread": (0.8, "goal"), "sharp": (0.8, "goal floor"), "fg": (0.8, "goal floor")}
-    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(4 * len(COLUMNS), 3.4), dpi=110)
-    for ax, (key, label) in zip(axes, COLUMNS.items()):
+    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(4.6 * len(COLUMNS), 4.2), dpi=110)
+    for ax, (key, title) in zip(axes, COLUMNS.items()):
         for label, xs, rows in chains:
             ys = [r[key] for r in rows]
             ax.plot(xs, ys, "o-", label=label)
@@ -105,7 +105,7 @@ def main() -> None:
         ax.axhline(goals[key][0], ls="--", color="grey", lw=0.8, label=goals[key][1])
         ax.legend(fontsize=7)
         ax.set_xlabel("training added, thousands of windows")
-        ax.set_title(label, fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     fig.suptitle(args.title, fontsize=10)
     fig.tight_layout()
