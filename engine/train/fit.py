@@ -68,7 +68,9 @@ def fit(ctx: RunContext, phase: Phase, checkpoint: Checkpoint | None = None):
     done = phase.skip(checkpoint)
     if done is not None:
         return done
-    mine = checkpoint if checkpoint is not None and checkpoint.phase == phase.name else None
+    # "done" is written by the last phase when the run is over: resuming it continues that phase where it ended
+    # (it used to start the phase again from step 0; earlier phases skip themselves on it).
+    mine = checkpoint if checkpoint is not None and checkpoint.phase in (phase.name, "done") else None
     phase.build(mine)
     cfg, dist = ctx.cfg, ctx.dist
     start = 0
