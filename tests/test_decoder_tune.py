@@ -44,8 +44,7 @@ def test_reconstruction_only_tuning_lowers_the_loss_on_own_predictions(tiny_data
     """With no critic, tuning is plain regression on real latents and paired own predictions: on the same
     buffer, the paired loss must fall."""
     from engine.data.dataset import Dataset
-    from engine.tokenizer.model import frames_to_unit
-    from engine.train.decoder_tune import recon_loss
+    from engine.tokenizer.model import frames_to_unit, reconstruction_loss
     from engine.train.run import split_episodes
 
     cfg = DecoderTuneConfig(**{**TINY, "steps": 30, "refresh": 1000, "paired": 4}, adversarial=0.0)
@@ -57,7 +56,7 @@ def test_reconstruction_only_tuning_lowers_the_loss_on_own_predictions(tiny_data
     def paired_loss(path):
         tok = load_bundle(path).tokenizer
         with torch.no_grad():
-            return recon_loss(tok.decode(tokens), frames_to_unit(real)).item()
+            return reconstruction_loss(tok.decode(tokens), frames_to_unit(real)).item()
 
     out = tmp_path / "plain.safetensors"
     tune_decoder(tiny_world, tiny_dataset, out, cfg, threads=1, say=lambda s: None)

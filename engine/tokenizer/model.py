@@ -173,8 +173,7 @@ class Tokenizer(nn.Module):
         """The training objective: reconstruction MSE + 0.1 L1 in [0, 1] (weight-free, no pretrained network),
         through the noisy latent of `forward`. forward: the module to run, a DDP wrapper of this one (default: this one)."""
         recon = (self if forward is None else forward)(frames_uint8).float()  # not `or`: a compiled module has no truth value
-        target = frames_to_unit(frames_uint8)
-        return (recon - target).pow(2).mean() + 0.1 * (recon - target).abs().mean()
+        return reconstruction_loss(recon, frames_to_unit(frames_uint8))
 
     @torch.no_grad()
     def fit_latent_stats(self, frames_uint8: torch.Tensor, batch: int = 256) -> None:
@@ -182,6 +181,11 @@ class Tokenizer(nn.Module):
         grids = torch.cat([self.encode_grid(frames_uint8[i : i + batch]) for i in range(0, len(frames_uint8), batch)])
         self.latent_mean.copy_(grids.mean(dim=(0, 2, 3)))
         self.latent_std.copy_(grids.std(dim=(0, 2, 3)).clamp_min(1e-4))
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE + 0.1 L1 between frames in [0, 1]: what the decoder is trained on (weight-free)."""
+    return (pred - target).pow(2).mean() + 0.1 * (pred - target).abs().mean()
 
 
 def frames_to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:

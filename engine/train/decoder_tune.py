@@ -30,13 +30,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.bench.metrics import psnr
+from engine.bench.metrics import psnr, sharpness
 from engine.data.dataset import Dataset
 from engine.dynamics.cache import TorchStepper
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler
 from engine.errors import SkyloopError
-from engine.tokenizer.model import frames_to_unit, unit_to_frames
+from engine.tokenizer.model import frames_to_unit, reconstruction_loss, unit_to_frames
 from engine.train.context import lr_at
 
 
@@ -78,10 +78,6 @@ class PatchCritic(nn.Module):
         return self.net(x * 2 - 1)
 
 
-def recon_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return (pred - target).pow(2).mean() + 0.1 * (pred - target).abs().mean()
-
-
 class OwnRollouts:
     """A buffer of the model's own latents from real contexts: tokens [M, N, D], the real frames they stand for
     [M, H, W, 3] uint8, and how many frames out each was predicted [M]."""
@@ -120,23 +116,19 @@ def _sample_real(episodes, rng: np.random.Generator, n: int) -> torch.Tensor:
 @torch.no_grad()
 def _held_out_figures(tokenizer, own: tuple, real_frames: torch.Tensor) -> dict:
     """Decoder quality on held-out data: reconstruction PSNR of real latents, PSNR of one-step predictions,
-    and the sharpness ratio (mean |Laplacian| decoded / real) of own latents at every horizon."""
+    and the sharpness ratio (the benchmark's gradient energy, decoded / real) of own latents at every horizon."""
     tokens, real, ahead = own
-    recon = tokenizer.decode(tokenizer.encode(real_frames))
-    dec = tokenizer.decode(tokens)
-    one = ahead == 1
-    lap = torch.tensor([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=torch.float32).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
-
-    def sharp(x):
-        return F.conv2d(x, lap, groups=3).abs().mean().item()
+    recon = unit_to_frames(tokenizer.decode(tokenizer.encode(real_frames))).numpy()
+    dec = unit_to_frames(tokenizer.decode(tokens)).numpy()
+    one = (ahead == 1).numpy()
 
     def db(a, b_uint8):
-        return round(float(psnr(unit_to_frames(a).numpy(), b_uint8.numpy()).mean()), 2)
+        return round(float(psnr(a, b_uint8.numpy()).mean()), 2)
 
     return {
         "recon_psnr": db(recon, real_frames),
         "own_1step_psnr": db(dec[one], real[one]),
-        "own_sharpness_ratio": round(sharp(dec) / max(sharp(frames_to_unit(real)), 1e-8), 3),
+        "own_sharpness_ratio": round(float(sharpness(dec).mean() / max(sharpness(real.numpy()).mean(), 1e-8)), 3),
     }
 
 
@@ -208,9 +200,9 @@ def tune_decoder(
         target_real, target_own = frames_to_unit(real_frames), frames_to_unit(own_real)
         paired = own_ahead <= cfg.paired
         d_loss = None
-        loss = recon_loss(decoded_real, target_real)
+        loss = reconstruction_loss(decoded_real, target_real)
         if paired.any():
-            loss = loss + recon_loss(decoded_own[paired], target_own[paired])
+            loss = loss + reconstruction_loss(decoded_own[paired], target_own[paired])
         # The critic judges only what reconstruction cannot teach: own predictions further out than `paired`. Decodings
         # of real latents and of 1-2-step predictions are near copies of real frames; counted as fakes they leave the
         # critic nothing to learn, and it stays at zero (seen: hinge loss 2.00 for 1,000 steps on the maze).
