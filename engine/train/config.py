@@ -31,6 +31,14 @@ class TrainConfig:
     wall_minutes: float = 0.0  # dynamics phase budget in wall-clock minutes (0 = none), the same way: for a GPU, whose
     #   process CPU time says little about the work done, and for a lent machine's fixed lease
 
+    def budget_text(self) -> str:
+        """The dynamics phase's budgets in words ("30 CPU-minutes / 6 wall-clock minutes"); "" when there is none."""
+        parts = [
+            f"{self.cpu_minutes:g} CPU-minutes" if self.cpu_minutes > 0 else "",
+            f"{self.wall_minutes:g} wall-clock minutes" if self.wall_minutes > 0 else "",
+        ]
+        return " / ".join(p for p in parts if p)
+
     def to_json(self) -> dict:
         return asdict(self)
 

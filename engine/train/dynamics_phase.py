@@ -68,8 +68,7 @@ class DynamicsPhase:
         ctx.say(
             f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames"
             + (f", self forcing on {dcfg.rollout_p:.0%} of windows (up to {dcfg.rollout_frames} generated context frames)" if dcfg.rollout_p > 0 else "")
-            + (f"; budget {cfg.cpu_minutes:g} CPU-minutes" if cfg.cpu_minutes > 0 else "")
-            + (f"; budget {cfg.wall_minutes:g} wall-clock minutes" if cfg.wall_minutes > 0 else "")
+            + (f"; budget {cfg.budget_text()}" if cfg.budget_text() else "")
         )
 
     def cpu_used(self) -> float:

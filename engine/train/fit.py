@@ -111,11 +111,7 @@ def fit(ctx: RunContext, phase: Phase, checkpoint: Checkpoint | None = None):
             ctx.log({"phase": phase.name, "step": step + 1, "eval": metrics})
             bar.write(line)
         if phase.out_of_budget() and step + 1 < total:
-            budgets = [
-                f"{cfg.cpu_minutes:g} CPU-minutes" if cfg.cpu_minutes > 0 else "",
-                f"{cfg.wall_minutes:g} wall-clock minutes" if cfg.wall_minutes > 0 else "",
-            ]
-            ctx.say(f"\n{phase.name}: budget of {' / '.join(b for b in budgets if b)} used up at step {step + 1}")
+            ctx.say(f"\n{phase.name}: budget of {cfg.budget_text()} used up at step {step + 1}")
             total = step + 1
             if dist.main:
                 metrics, _ = phase.evaluate(total)
