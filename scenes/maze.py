@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from engine.errors import SkyloopError
-from engine.keys import KeySet
+from engine.keys import KeySet, default_bindings
 from scenes.base import SceneBase
 
 UNIT = 1024  # fixed-point units per cell
@@ -29,17 +29,8 @@ EYE = 0.5  # eye height, cells
 FOV_Y = 62.0  # vertical field of view, degrees
 SUPERSAMPLE = 2  # render at 2x and average: no shimmering patterns at 64x64
 
-KEYS = KeySet(
-    ("forward", "back", "turn_left", "turn_right", "strafe_left", "strafe_right"),
-    {
-        "forward": ("w", "up"),
-        "back": ("s", "down"),
-        "turn_left": ("left", "q"),
-        "turn_right": ("right", "e"),
-        "strafe_left": ("a",),
-        "strafe_right": ("d",),
-    },
-)
+_KEY_NAMES = ("forward", "back", "turn_left", "turn_right", "strafe_left", "strafe_right")
+KEYS = KeySet(_KEY_NAMES, default_bindings(_KEY_NAMES))  # W/↑ forward, S/↓ back, ←/Q and →/E turn, A/D strafe
 
 # Step vectors for every yaw, rounded once to integers so that moves are exact.
 _COS = [round(SPEED * math.cos(2 * math.pi * a / YAW_STEPS)) for a in range(YAW_STEPS)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.keys import KeySet
+from engine.keys import KeySet, default_bindings
 from scenes.base import SceneBase
 
 TILE_UNITS = 16  # position units per tile
@@ -19,10 +19,8 @@ VIEW_TILES = 8  # tiles across the shorter side of the frame
 GRASS, SAND, WATER, TREE, ROCK = range(5)
 BLOCKING = (WATER, TREE, ROCK)
 
-KEYS = KeySet(
-    ("up", "down", "left", "right"),
-    {"up": ("up", "w"), "down": ("down", "s"), "left": ("left", "a"), "right": ("right", "d")},
-)
+_KEY_NAMES = ("up", "down", "left", "right")
+KEYS = KeySet(_KEY_NAMES, default_bindings(_KEY_NAMES))  # arrows and WASD
 
 
 def _value_noise(rng: np.random.Generator, n: int, cell: int) -> np.ndarray:
