@@ -8,6 +8,7 @@ import argparse
 import pytest
 
 from engine.cli import build_parser
+from engine.cli.parents import sampler_overrides
 
 # command words, positionals: the commands that load a world and step it
 WORLD_COMMANDS = {
@@ -49,8 +50,12 @@ def test_sampler_overrides_parse_alike(command):
     parser = build_parser()
     args = parser.parse_args(WORLD_COMMANDS[command])
     assert (args.sampler_steps, args.context_noise) == (None, None)
+    assert sampler_overrides(args) is None
     args = parser.parse_args(WORLD_COMMANDS[command] + ["--sampler-steps", "2", "--context-noise", "0.25"])
     assert (args.sampler_steps, args.context_noise) == (2, 0.25)
+    args = parser.parse_args(WORLD_COMMANDS[command] + ["--sampler-steps", "4", "--sampler-noise", "fresh", "--schedule-power", "2"])
+    assert sampler_overrides(args) == {"steps": 4, "stochastic": True, "schedule_power": 2.0}
+    assert sampler_overrides(parser.parse_args(WORLD_COMMANDS[command] + ["--sampler-noise", "implied"])) == {"stochastic": False}
 
 
 def test_replay_has_no_sampler_flags_but_reads_as_no_override():

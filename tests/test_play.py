@@ -41,9 +41,12 @@ def test_replay_on_onnx_and_a_keys_file(tiny_world, tmp_path, cli):
     keys = tmp_path / "keys.txt"
     keys.write_text("up\nup+left\n\nright  # a comment\n")
     out = tmp_path / "rec"
-    cli("play", tiny_world, "--headless", "--frames", "12", "--keys", keys, "--backend", "onnx", "--out", out, check=True)
+    # Played with sampler overrides: the replay must use the log's sampler, not the world's default (2 steps, implied noise).
+    sampler = ["--sampler-steps", "3", "--sampler-noise", "fresh"]
+    cli("play", tiny_world, "--headless", "--frames", "12", "--keys", keys, "--backend", "onnx", "--out", out, *sampler, check=True)
     header, ticks = read_action_log(files_in(out, ".jsonl")[0])
     assert header["backend"] == "onnx" and [t["keys"] for t in ticks[1:5]] == [["up"], ["up", "left"], [], ["right"]]
+    assert header["sampler"]["steps"] == 3 and header["sampler"]["stochastic"] is True
     proc = cli("replay", files_in(out, ".jsonl")[0], check=True)
     assert "13/13 identical" in proc.stdout
 

@@ -128,6 +128,12 @@ def main() -> None:
         run([sk, "bench", "consistency", str(world), *BENCH, "--out", str(bench)], log)
     report = json.loads((bench / "report.json").read_text())
     s = report["summary"]
+    sampler = report.get("sampler") or {}
+    if sampler:  # the world's own sampler decides much of a row (sharpness above all), so the row says which
+        args.set.append(
+            f"sampler={sampler['steps']}x{'stochastic' if sampler.get('stochastic') else 'deterministic'}"
+            f",ctx{sampler.get('context_noise', 0):g}" + (f",power{sampler['schedule_power']:g}" if sampler.get("schedule_power", 1) != 1 else "")
+        )
     training = report.get("training", {}) if args.cpu_minutes > 0 or elsewhere else {}
     gpu = elsewhere is not None and str(elsewhere.get("device", "")).startswith("cuda")
     row = {

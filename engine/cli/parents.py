@@ -51,6 +51,10 @@ def sampler_overrides(args) -> dict | None:
         over["steps"] = args.sampler_steps
     if getattr(args, "context_noise", None) is not None:
         over["context_noise"] = args.context_noise
+    if getattr(args, "sampler_noise", None):
+        over["stochastic"] = args.sampler_noise == "fresh"
+    if getattr(args, "schedule_power", None) is not None:
+        over["schedule_power"] = args.schedule_power
     return over or None
 
 
@@ -92,10 +96,17 @@ def _runtime_parent() -> argparse.ArgumentParser:
 
 
 def _sampler_parent() -> argparse.ArgumentParser:
-    """--sampler-steps and --context-noise: overrides of the world's sampler settings (read by sampler_overrides)."""
+    """--sampler-steps, --context-noise, --sampler-noise and --schedule-power: overrides of the world's sampler
+    settings (read by sampler_overrides)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
     parent.add_argument("--context-noise", type=float, help="noise level of generated frames in the context (default: the world's)")
+    parent.add_argument(
+        "--sampler-noise",
+        choices=["implied", "fresh"],
+        help="between sampler steps, re-use the noise the estimate implies (deterministic) or draw fresh noise (stochastic) (default: the world's)",
+    )
+    parent.add_argument("--schedule-power", type=float, help="noise levels (1 - k/steps) ** power; > 1 spends more steps at low noise (default: the world's)")
     return parent
 
 

@@ -12,11 +12,12 @@ from engine.frames import parse_size
 DEFAULT_WORLD = Path(__file__).resolve().parents[2] / "worlds" / "maze.safetensors"
 
 
-def _world_source(path, args):
+def _world_source(path, args, sampler: dict | None = None):
     from engine.play.sources import WorldSource
     from engine.world.session import World
 
-    world = World.load(path, backend=args.backend, device=args.device, threads=args.threads, sampler=sampler_overrides(args))
+    sampler = sampler if sampler is not None else sampler_overrides(args)
+    world = World.load(path, backend=args.backend, device=args.device, threads=args.threads, sampler=sampler)
     return WorldSource(world)
 
 
@@ -92,7 +93,7 @@ def cmd_replay(args) -> int:
         args.backend = args.backend or header.get("backend", "torch")
         if args.backend == "compile":
             args.backend = "torch"
-        source = _world_source(path, args)
+        source = _world_source(path, args, sampler=header.get("sampler"))  # the sampler it was played with, overrides and all
         if source.world.sha256 != header.get("world_sha256"):
             print(f"warning: {path} is not the world file the log was recorded with (hash differs); frames will not match")
         return source
