@@ -173,7 +173,10 @@ def main() -> None:
         f"{elsewhere.get('gpu_name', 'GPU')} (train); " + row["machine"][:24] if gpu else row["machine"][:24],
     ]
     lines = TABLE.read_text().splitlines(keepends=True)
-    last = max(i for i, ln in enumerate(lines) if ln.startswith("|"))  # rows go under the table, above any notes
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("| recipe |"))
+    last = first  # rows go at the end of the ablation table, above any notes and later tables
+    while last + 1 < len(lines) and lines[last + 1].startswith("|"):
+        last += 1
     lines.insert(last + 1, "| " + " | ".join(cells) + " |\n")
     TABLE.write_text("".join(lines))
     print(f"row appended to {TABLE} ({time.time() - started:.0f} s); outputs in {folder}")
