@@ -63,40 +63,6 @@ def test_reconstruction_only_tuning_lowers_the_loss_on_own_predictions(tiny_data
     assert paired_loss(out) < paired_loss(tiny_world)
 
 
-def test_the_edge_loss_is_zero_for_equal_frames_and_positive_for_rounded_edges():
-    from engine.train.decoder_tune import edge_loss
-
-    torch.manual_seed(0)
-    sharp = torch.nn.functional.interpolate((torch.rand(4, 3, 4, 4) > 0.5).float(), scale_factor=4)  # blocks with hard edges
-    soft = torch.nn.functional.avg_pool2d(sharp, 3, 1, 1, count_include_pad=False)  # the same picture, edges rounded off
-    assert edge_loss(sharp, sharp).item() == 0.0
-    assert edge_loss(soft, sharp).item() > 0.1
-    assert edge_loss(sharp + 0.2, sharp).item() < 1e-6  # a brightness offset has the same edges
-
-
-def test_edge_weighted_tuning_ends_with_a_lower_edge_loss_than_plain_tuning(tiny_dataset, tiny_world, tmp_path):
-    """Same steps, same data, same seed: with the edge term the decoder matches the real frames' edges better."""
-    from engine.data.dataset import Dataset
-    from engine.tokenizer.model import frames_to_unit
-    from engine.train.decoder_tune import _sample_real, edge_loss
-    from engine.train.run import split_episodes
-
-    cfg = DecoderTuneConfig(**{**TINY, "steps": 30, "refresh": 1000}, adversarial=0.0)
-    train_eps, _ = split_episodes(Dataset.open(tiny_dataset), cfg.holdout, lambda s: None)
-    real = _sample_real(train_eps, np.random.default_rng(3), 32)
-
-    def edges_of(path):
-        tok = load_bundle(path).tokenizer
-        with torch.no_grad():
-            return edge_loss(tok.decode(tok.encode(real)), frames_to_unit(real)).item()
-
-    plain, edged = tmp_path / "plain.safetensors", tmp_path / "edged.safetensors"
-    tune_decoder(tiny_world, tiny_dataset, plain, cfg, threads=1, say=lambda s: None)
-    tune_decoder(tiny_world, tiny_dataset, edged, DecoderTuneConfig(**{**TINY, "steps": 30, "refresh": 1000}, adversarial=0.0, edges=1.0), threads=1, say=lambda s: None)
-    assert read_spec(edged).training["decoder_tunes"][-1]["config"]["edges"] == 1.0
-    assert edges_of(edged) < edges_of(plain)
-
-
 def test_the_critic_scores_patches_and_tells_real_from_flat_after_training():
     torch.manual_seed(0)
     critic = PatchCritic(width=8)

@@ -5,9 +5,6 @@ averages of the futures the model cannot tell apart, and the decoder, trained wi
 only, turns them into smears. Here the dynamics model and the encoder stay frozen and only the decoder learns:
 
 - reconstruction (MSE + 0.1 L1, as the tokenizer was trained) on real latents, so what it decoded before stays;
-- optionally (`edges` > 0) an L1 loss between the image gradients of decoding and frame, on the same pairs: MSE
-  alone lets a decoder round off edges (the maze tokenizer decodes real latents at 0.73 of the real frames'
-  gradient energy), and edges are what the eye reads as sharp;
 - reconstruction on the model's own one- and two-step predictions against the real frame they predict
   (short horizons only: further out a prediction is no longer aligned with its real frame, and pairing them
   would teach the decoder to turn a drifted latent into some other frame);
@@ -51,7 +48,6 @@ class DecoderTuneConfig:
     lr: float = 1e-4  # decoder learning rate (the critic gets 2x)
     warmup: int = 50  # linear warm-up steps
     adversarial: float = 0.05  # weight of the critic's loss on the decoder (0 = reconstruction only)
-    edges: float = 0.0  # weight of the image-gradient L1 loss on the paired decodings (0 = none)
     critic_start: int = 50  # steps the critic trains alone before its loss reaches the decoder
     horizon: int = 16  # own rollouts run this many frames from a real context
     paired: int = 2  # own predictions this many frames out (or fewer) are also paired with their real frame
@@ -110,13 +106,6 @@ class OwnRollouts:
         real = torch.from_numpy(frames[:, w:].reshape(b * cfg.horizon, *frames.shape[2:]))
         ahead = torch.arange(1, cfg.horizon + 1).repeat(b)
         return tokens, real, ahead
-
-
-def edge_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 between the horizontal and vertical pixel differences of two batches of frames [B, 3, H, W]."""
-    dx = (pred.diff(dim=-1) - target.diff(dim=-1)).abs().mean()
-    dy = (pred.diff(dim=-2) - target.diff(dim=-2)).abs().mean()
-    return dx + dy
 
 
 def _sample_real(episodes, rng: np.random.Generator, n: int) -> torch.Tensor:
@@ -181,7 +170,7 @@ def tune_decoder(
     before = _held_out_figures(tokenizer, held_own, held_real)
     say(
         f"decoder tuning of {world} on {data}: {sum(p.numel() for p in decoder.parameters()) / 1e6:.2f} M decoder parameters, "
-        f"critic {sum(p.numel() for p in critic.parameters()) / 1e6:.2f} M, adversarial weight {cfg.adversarial:g}, edge weight {cfg.edges:g}; "
+        f"critic {sum(p.numel() for p in critic.parameters()) / 1e6:.2f} M, adversarial weight {cfg.adversarial:g}; "
         f"held-out before: recon {before['recon_psnr']} dB (sharpness ratio {before['recon_sharpness_ratio']}), own 1-step {before['own_1step_psnr']} dB, "
         f"own sharpness ratio {before['own_sharpness_ratio']}"
     )
@@ -213,12 +202,8 @@ def tune_decoder(
         paired = own_ahead <= cfg.paired
         d_loss = None
         loss = reconstruction_loss(decoded_real, target_real)
-        if cfg.edges > 0:
-            loss = loss + cfg.edges * edge_loss(decoded_real, target_real)
         if paired.any():
             loss = loss + reconstruction_loss(decoded_own[paired], target_own[paired])
-            if cfg.edges > 0:
-                loss = loss + cfg.edges * edge_loss(decoded_own[paired], target_own[paired])
         # The critic judges only what reconstruction cannot teach: own predictions further out than `paired`. Decodings
         # of real latents and of 1-2-step predictions are near copies of real frames; counted as fakes they leave the
         # critic nothing to learn, and it stays at zero (seen: hinge loss 2.00 for 1,000 steps on the maze).
