@@ -63,6 +63,20 @@ def test_reconstruction_only_tuning_lowers_the_loss_on_own_predictions(tiny_data
     assert paired_loss(out) < paired_loss(tiny_world)
 
 
+def test_edge_energy_loss_ranks_flat_above_soft_above_a_one_pixel_shift():
+    """What the decoder is asked for: drawing no edge costs most, a rounded-off edge less, a sharp edge one pixel
+    off little, the right edge nothing (L1 on raw gradients ranks a soft edge worse than none, which flattens)."""
+    from engine.train.decoder_tune import edge_energy_loss
+
+    torch.manual_seed(0)
+    sharp = torch.nn.functional.interpolate((torch.rand(4, 3, 4, 4) > 0.5).float(), scale_factor=4)  # blocks, hard edges
+    soft = torch.nn.functional.avg_pool2d(sharp, 3, 1, 1, count_include_pad=False)
+    flat = torch.full_like(sharp, 0.5)
+    shifted = torch.roll(sharp, 1, dims=-1)
+    losses = [edge_energy_loss(x, sharp).item() for x in (flat, soft, shifted, sharp)]
+    assert losses[0] > losses[1] > losses[2] > losses[3] == 0.0, losses
+
+
 def test_the_critic_scores_patches_and_tells_real_from_flat_after_training():
     torch.manual_seed(0)
     critic = PatchCritic(width=8)
