@@ -118,8 +118,8 @@ def main():
             f"## {w}\n",
             f"World `worlds/{w}.safetensors`: preset {training.get('preset')}, {tok}, {steps_text(training)} "
             f"on {training.get('device')}; tokenizer held-out PSNR {training.get('tokenizer_psnr') or float('nan'):.2f} dB. "
-            f"Sampler: {sampler.get('steps')} steps, context noise {sampler.get('context_noise')}"
-            + (f" (chosen by [the sampler grid](results/{w}/sampler/sampler.md))" if (results / w / "sampler" / "sampler.md").exists() else "")
+            f"Sampler: {sampler.get('steps')} steps, {'fresh' if sampler.get('stochastic') else 'implied'} noise between steps, "
+            f"context noise {sampler.get('context_noise')} (chosen by the sampler rows of [the ablations](ablations.md))"
             + f". {s.get('seeds')} seeds, {s.get('frames')}-frame rollouts, stability runs of {s.get('stability_frames')} frames. "
             f"Benchmark machine: {report['machine']['cpu']}, {report['machine']['cores']} cores.\n",
             "| measure | goal | measured | |",
@@ -151,6 +151,7 @@ def main():
             ]
         for name, caption in (
             ("play.gif", "played in a window with real key presses (tools/record_demo.py)"),
+            ("main_clip_tour.png", "the main command's clip (`tools/skyloop` with no display: 300 frames, tour keys), every 10th frame"),
             ("window.png", "the play window, HUD on"),
             ("strip.png", "real (top) vs learned (bottom)"),
             ("autoregressive.png", "rollout curves"),

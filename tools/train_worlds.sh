@@ -20,8 +20,13 @@
 # on a lent H200 by tools/train_worlds_gpu.sh (2026-11-28: the three worlds at once, about 6.5 GPU-minutes each,
 # self forcing on half the windows, batch 128, lr 4e-4; overworld with a 16-frame context), and the result copied
 # over worlds/<world>.safetensors where its row in docs/ablations.md beat the world before it (bounce, overworld;
-# the maze's GPU row was mixed and the maze stayed). On a machine with a GPU, after this script:
-#   tools/train_worlds_gpu.sh runs/gpu && cp runs/gpu/{bounce,overworld}.safetensors worlds/
+# the maze's GPU row was mixed with its 2-step sampler; with 4 steps and fresh noise it was shipped too, see the
+# sampler rows in docs/ablations.md). Samplers are chosen by those rows and stored with tools/set_sampler.py:
+# maze 4 steps, fresh noise, context noise 0.1; bounce 4 steps, implied noise; overworld 2 steps.
+# On a machine with a GPU, after this script:
+#   tools/train_worlds_gpu.sh runs/gpu && cp runs/gpu/{maze,bounce,overworld}.safetensors worlds/
+#   .venv/bin/python tools/set_sampler.py worlds/maze.safetensors --steps 4 --stochastic true --context-noise 0.1
+#   .venv/bin/python tools/set_sampler.py worlds/bounce.safetensors --steps 4 --stochastic false --context-noise 0
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
