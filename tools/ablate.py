@@ -89,9 +89,19 @@ def main() -> None:
     if args.cpu_minutes > 0 and not world.exists():
         run_dir = folder / "run"
         run_dir.mkdir(exist_ok=True)
-        for other in sorted((ROOT / "runs" / "ablate").glob("*/run/latents.safetensors")):  # same tokenizer, same data:
-            if not (run_dir / "latents.safetensors").exists():  # the cache is checked by fingerprint before use
-                shutil.copy(other, run_dir / "latents.safetensors")
+        if not (run_dir / "latents.safetensors").exists():  # another row's latents of the same tokenizer save the encoding
+            from safetensors import safe_open
+
+            from engine.train.latents import tokenizer_fingerprint
+            from engine.world.bundle import load_bundle
+
+            fingerprint = tokenizer_fingerprint(load_bundle(args.init).tokenizer)
+            for other in sorted((ROOT / "runs" / "ablate").glob("*/run/latents.safetensors")):
+                with safe_open(str(other), framework="np") as fh:
+                    same = (fh.metadata() or {}).get("tokenizer") == fingerprint
+                if same:  # training checks the fingerprint and the episode split again before it uses the cache
+                    shutil.copy(other, run_dir / "latents.safetensors")
+                    break
         cmd = [
             sk,
             "train",
