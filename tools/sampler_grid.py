@@ -33,7 +33,9 @@ def main() -> int:
     ap.add_argument("--steps", default="1,2,3", help="sampler steps to try (default 1,2,3)")
     ap.add_argument("--noise", default="0,0.1,0.3", help="context noise levels to try (default 0,0.1,0.3)")
     ap.add_argument(
-        "--kinds", default="implied", help="sampler noise between steps to try: implied (deterministic), fresh (stochastic) or both, comma-separated (default implied)"
+        "--kinds",
+        default="implied",
+        help="sampler noise between steps to try: implied (deterministic), fresh (stochastic) or both, comma-separated (default implied)",
     )
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--frames", type=int, default=64)
@@ -41,12 +43,14 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     out = Path(args.out)
+    kinds = args.kinds.split(",")
+    for kind in kinds:  # before any benchmark runs, not after the first grid points
+        if kind not in ("implied", "fresh"):
+            ap.error(f"--kinds: {kind!r} is neither implied nor fresh")
     rows = []
     for steps in [int(s) for s in args.steps.split(",")]:
         for noise in [float(x) for x in args.noise.split(",")]:
-            for kind in args.kinds.split(","):
-                if kind not in ("implied", "fresh"):
-                    ap.error(f"--kinds: {kind!r} is neither implied nor fresh")
+            for kind in kinds:
                 point = out / (f"steps{steps}_noise{noise:g}" + ("_fresh" if kind == "fresh" else ""))
                 common = ["--sampler-steps", str(steps), "--context-noise", f"{noise:g}", "--sampler-noise", kind, "--threads", str(args.threads)]
                 q = run(args.world, point, ["--parts", "tf,ar,action", "--seeds", str(args.seeds), "--frames", str(args.frames), *common])["summary"]

@@ -99,9 +99,7 @@ def add_tune_decoder_parser(sub) -> None:
     p.add_argument("--batch", type=int, help=f"frames per step, half real latents, half own (default {d.batch})")
     p.add_argument("--lr", type=float, help=f"decoder learning rate; the critic gets twice it (default {d.lr:g})")
     p.add_argument("--adversarial", type=float, help=f"weight of the critic's loss on the decoder; 0 = reconstruction only (default {d.adversarial:g})")
-    p.add_argument(
-        "--energy", type=float, help=f"weight of the local edge-energy loss (sharp edges near the right place); 0 = none (default {d.energy:g})"
-    )
+    p.add_argument("--energy", type=float, help=f"weight of the local edge-energy loss (sharp edges near the right place); 0 = none (default {d.energy:g})")
     p.add_argument("--horizon", type=int, help=f"frames each own rollout runs (default {d.horizon})")
     p.add_argument("--paired", type=int, help=f"own predictions up to this many frames out are paired with their real frame (default {d.paired})")
     p.add_argument("--windows", type=int, help=f"rollouts per buffer refresh (default {d.windows})")

@@ -142,11 +142,14 @@ def _held_out_figures(tokenizer, own: tuple, real_frames: torch.Tensor) -> dict:
     def db(a, b_uint8):
         return round(float(psnr(a, b_uint8.numpy()).mean()), 2)
 
+    def sharpness_ratio(a, b_uint8):
+        return round(float(sharpness(a).mean() / max(sharpness(b_uint8.numpy()).mean(), 1e-8)), 3)
+
     return {
         "recon_psnr": db(recon, real_frames),
-        "recon_sharpness_ratio": round(float(sharpness(recon).mean() / max(sharpness(real_frames.numpy()).mean(), 1e-8)), 3),
+        "recon_sharpness_ratio": sharpness_ratio(recon, real_frames),
         "own_1step_psnr": db(dec[one], real[one]),
-        "own_sharpness_ratio": round(float(sharpness(dec).mean() / max(sharpness(real.numpy()).mean(), 1e-8)), 3),
+        "own_sharpness_ratio": sharpness_ratio(dec, real),
     }
 
 
@@ -191,6 +194,11 @@ def tune_decoder(
         f"held-out before: recon {before['recon_psnr']} dB (sharpness ratio {before['recon_sharpness_ratio']}), own 1-step {before['own_1step_psnr']} dB, "
         f"own sharpness ratio {before['own_sharpness_ratio']}"
     )
+
+    def pair_loss(decoded, target):  # what a decoding is fitted with where its real frame is known
+        loss = reconstruction_loss(decoded, target)
+        return loss + cfg.energy * edge_energy_loss(decoded, target) if cfg.energy > 0 else loss
+
     budget = cfg.cpu_minutes * 60
     cpu0, wall0 = time.process_time(), time.perf_counter()
     half = cfg.batch // 2
@@ -218,13 +226,9 @@ def tune_decoder(
         target_real, target_own = frames_to_unit(real_frames), frames_to_unit(own_real)
         paired = own_ahead <= cfg.paired
         d_loss = None
-        loss = reconstruction_loss(decoded_real, target_real)
-        if cfg.energy > 0:
-            loss = loss + cfg.energy * edge_energy_loss(decoded_real, target_real)
+        loss = pair_loss(decoded_real, target_real)
         if paired.any():
-            loss = loss + reconstruction_loss(decoded_own[paired], target_own[paired])
-            if cfg.energy > 0:
-                loss = loss + cfg.energy * edge_energy_loss(decoded_own[paired], target_own[paired])
+            loss = loss + pair_loss(decoded_own[paired], target_own[paired])
         # The critic judges only what reconstruction cannot teach: own predictions further out than `paired`. Decodings
         # of real latents and of 1-2-step predictions are near copies of real frames; counted as fakes they leave the
         # critic nothing to learn, and it stays at zero (seen: hinge loss 2.00 for 1,000 steps on the maze).
