@@ -117,6 +117,56 @@ def test_sampler_is_seeded_and_exact_for_a_perfect_denoiser():
     assert np.array_equal(a, b)
 
 
+def test_key_guidance_pushes_guided_steps_away_from_the_no_keys_estimate():
+    shape = (2, 4, 8)
+    with_keys, without = np.full(shape, 1.0, np.float32), np.full(shape, 0.25, np.float32)
+    for steps, guided in [(1, 1), (3, 1), (3, 2), (2, 5)]:
+        sigmas, refs = [], []
+
+        def denoise(x, s):
+            sigmas.append(s)
+            return with_keys
+
+        def reference(x, s):
+            refs.append(s)
+            return without
+
+        cfg = SamplerConfig(steps=steps, key_guidance=2.0, guided_steps=guided)
+        out = FlowSampler(cfg).sample(denoise, shape, np.random.default_rng(0), reference)
+        assert refs == sigmas[: min(guided, steps)], "only the first guided_steps steps evaluate the reference"
+        expect = with_keys + 2.0 * (with_keys - without) if guided >= steps else with_keys  # the last step decides x0
+        np.testing.assert_allclose(out, expect)
+    plain = FlowSampler(SamplerConfig(steps=2)).sample(lambda x, s: 0.5 * x, shape, np.random.default_rng(3))
+    off = FlowSampler(SamplerConfig(steps=2, key_guidance=0.0)).sample(lambda x, s: 0.5 * x, shape, np.random.default_rng(3), lambda x, s: 0 * x)
+    assert np.array_equal(plain, off), "w = 0 leaves the sampler as it was"
+    assert "key guidance 2 on the first 1 step" in SamplerConfig(steps=3, key_guidance=2.0).describe()
+    assert "guidance" not in SamplerConfig(steps=3).describe()
+    for bad in [dict(key_guidance=-1.0), dict(key_guidance=float("nan")), dict(guided_steps=-1)]:
+        with pytest.raises(ValueError, match="guid"):
+            FlowSampler(SamplerConfig(steps=2, **bad))
+
+
+def test_key_guidance_in_a_rollout_changes_keyed_frames_only():
+    from engine.dynamics.rollout import Rollout
+
+    model = random_model()
+    n, d = CFG.tokens_per_frame, CFG.token_dim
+    context = np.random.default_rng(0).standard_normal((2, 2, n, d)).astype(np.float32)
+    keys = np.array([[1, 0, 0], [0, 0, 0]], np.float32)  # world 0 holds a key, world 1 none
+
+    def frames(cfg, step_keys):
+        roll = Rollout(TorchStepper(model, 2), FlowSampler(cfg), (2, n, d), 3)
+        roll.reset(context, seed=4)
+        return np.stack([roll.step(step_keys) for _ in range(3)])
+
+    plain = frames(SamplerConfig(steps=2), keys)
+    guided = frames(SamplerConfig(steps=2, key_guidance=1.5, guided_steps=2), keys)
+    assert not np.allclose(plain[:, 0], guided[:, 0], atol=1e-4), "guidance changes the world that holds a key"
+    np.testing.assert_allclose(plain[:, 1], guided[:, 1], atol=1e-5)  # and leaves the one that holds none alone
+    none = np.zeros_like(keys)
+    np.testing.assert_array_equal(frames(SamplerConfig(steps=2), none), frames(SamplerConfig(steps=2, key_guidance=1.5), none))
+
+
 def test_short_context_windows_hide_older_frames_from_targets():
     w = CFG.context
     visible = torch.tensor([w, 1, 2])

@@ -142,7 +142,9 @@ def main() -> None:
     if sampler:  # the world's own sampler decides much of a row (sharpness above all), so the row says which
         args.set.append(
             f"sampler={sampler['steps']}x{'stochastic' if sampler.get('stochastic') else 'deterministic'}"
-            f",ctx{sampler.get('context_noise', 0):g}" + (f",power{sampler['schedule_power']:g}" if sampler.get("schedule_power", 1) != 1 else "")
+            f",ctx{sampler.get('context_noise', 0):g}"
+            + (f",power{sampler['schedule_power']:g}" if sampler.get("schedule_power", 1) != 1 else "")
+            + (f",keys{sampler['key_guidance']:g}x{sampler.get('guided_steps', 1)}" if sampler.get("key_guidance") else "")
         )
     training = report.get("training", {}) if args.cpu_minutes > 0 or elsewhere else {}
     gpu = elsewhere is not None and str(elsewhere.get("device", "")).startswith("cuda")

@@ -1,7 +1,8 @@
 """Sets a world file's default sampler (the one play and the benchmarks use unless told otherwise).
 
 The sampler is not trained: choose it with `skyloop bench consistency --sampler-steps N --context-noise X`,
-then store the winner. Usage: .venv/bin/python tools/set_sampler.py WORLD [--steps N] [--context-noise X]
+then store the winner. Usage: .venv/bin/python tools/set_sampler.py WORLD [--steps N] [--context-noise X] [--stochastic true|false]
+[--key-guidance W] [--guided-steps K]
 """
 
 import argparse
@@ -18,9 +19,12 @@ def main():
     ap.add_argument("--steps", type=int)
     ap.add_argument("--context-noise", type=float)
     ap.add_argument("--stochastic", choices=["true", "false"])
+    ap.add_argument("--key-guidance", type=float, help="w of the key guidance (0 = off)")
+    ap.add_argument("--guided-steps", type=int, help="how many of the first steps key guidance applies to")
     args = ap.parse_args()
     bundle = load_bundle(args.world)
-    changes = {k: v for k, v in (("steps", args.steps), ("context_noise", args.context_noise)) if v is not None}
+    given = (("steps", args.steps), ("context_noise", args.context_noise), ("key_guidance", args.key_guidance), ("guided_steps", args.guided_steps))
+    changes = {k: v for k, v in given if v is not None}
     if args.stochastic:
         changes["stochastic"] = args.stochastic == "true"
     spec = replace(bundle.spec, sampler=replace(bundle.spec.sampler, **changes))

@@ -55,6 +55,10 @@ def sampler_overrides(args) -> dict | None:
         over["stochastic"] = args.sampler_noise == "fresh"
     if getattr(args, "schedule_power", None) is not None:
         over["schedule_power"] = args.schedule_power
+    if getattr(args, "key_guidance", None) is not None:
+        over["key_guidance"] = args.key_guidance
+    if getattr(args, "guided_steps", None) is not None:
+        over["guided_steps"] = args.guided_steps
     return over or None
 
 
@@ -96,7 +100,7 @@ def _runtime_parent() -> argparse.ArgumentParser:
 
 
 def _sampler_parent() -> argparse.ArgumentParser:
-    """--sampler-steps, --context-noise, --sampler-noise and --schedule-power: overrides of the world's sampler
+    """--sampler-steps, --context-noise, --sampler-noise, --schedule-power, --key-guidance and --guided-steps: overrides of the world's sampler
     settings (read by sampler_overrides)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
@@ -107,6 +111,12 @@ def _sampler_parent() -> argparse.ArgumentParser:
         help="between sampler steps, re-use the noise the estimate implies (deterministic) or draw fresh noise (stochastic) (default: the world's)",
     )
     parent.add_argument("--schedule-power", type=float, help="noise levels (1 - k/steps) ** power; > 1 spends more steps at low noise (default: the world's)")
+    parent.add_argument(
+        "--key-guidance",
+        type=float,
+        help="w: push each estimate away from the no-keys estimate, x0 + w * (x0 - x0_nokeys); 0 = off (default: the world's)",
+    )
+    parent.add_argument("--guided-steps", type=int, help="how many of the first sampler steps key guidance applies to (default: the world's)")
     return parent
 
 

@@ -38,7 +38,7 @@ class Rollout:
         """Generates the next frame's clean tokens [B, N, D] for keys [B, K] and puts it into the context."""
         t = self.time
         keys = np.asarray(keys, np.float32)
-        x0 = self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng)
+        x0 = self._sample(keys, t)
         ctx_tokens, ctx_sigma = self.sampler.context_version(x0, self.rng)
         self.stepper.commit(ctx_tokens, ctx_sigma, keys, t)
         self.time = t + 1
@@ -48,7 +48,14 @@ class Rollout:
         """The next frame's tokens without committing them (for teacher forcing: commit the real frame instead)."""
         t = self.time
         keys = np.asarray(keys, np.float32)
-        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng)
+        return self._sample(keys, t)
+
+    def _sample(self, keys: np.ndarray, t: int) -> np.ndarray:
+        reference = None
+        if self.sampler.cfg.key_guidance and keys.any():  # with no key held anywhere the reference is the estimate itself
+            none = np.zeros_like(keys)
+            reference = lambda x, s: self.stepper.denoise(x, s, none, t)  # noqa: E731
+        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng, reference)
 
     def snapshot(self):
         """Everything the future depends on: cache, time, noise state (a game's save state)."""

@@ -60,7 +60,7 @@ class WorldSpec:
             f"  frames {t.frame_size[0]}x{t.frame_size[1]}, {t.tokens_per_frame} tokens/frame of {t.token_dim}, context {d.context} frames, "
             f"dynamics width {d.width} x {d.depth} blocks",
             f"  keys: {', '.join(f'{k} [{chr(47).join(self.keyset.bindings.get(k, ()))}]' for k in self.keyset.names)}",
-            f"  sampler: {self.sampler.steps} steps, context noise {self.sampler.context_noise}; tick {self.tick_hz:g} Hz",
+            f"  sampler: {self.sampler.describe()}; tick {self.tick_hz:g} Hz",
         ]
         if tr:
             lines.append(
