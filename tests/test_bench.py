@@ -144,6 +144,17 @@ def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     assert ar["psnr_mean"] == pytest.approx(ar["floor_repeat_first_psnr"])
 
 
+def test_loop_closure_guard_charges_a_world_that_never_leaves():
+    make = lambda: make_scene("overworld")  # noqa: E731
+    perfect = loop_closure(SceneWorld("overworld", SEEDS), make, SEEDS, QUICK, lambda n: None)
+    assert perfect["guarded_psnr"] == M.PSNR_CAP, "a world that goes where the real one goes keeps its full closure"
+    frozen = loop_closure(SceneWorld("overworld", SEEDS, frozen=True), make, SEEDS, QUICK, lambda n: None)
+    assert frozen["self_psnr"] == M.PSNR_CAP, "unguarded, a frozen picture closes every loop perfectly"
+    longest = frozen["by_length"][str(frozen["guarded_length"])]
+    assert frozen["guarded_psnr"] == pytest.approx(longest["real_excursion_psnr"]) and frozen["guarded_psnr"] < 26
+    assert frozen["guarded_length"] == max(QUICK.loops)  # the quick run has no L = 32: the longest measured stands in
+
+
 def test_loop_closure_is_not_claimed_for_physics():
     make = lambda: make_scene("bounce")  # noqa: E731
     assert loop_closure(SceneWorld("bounce", SEEDS), make, SEEDS, QUICK, lambda n: None)["available"] is False
@@ -167,6 +178,7 @@ def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
         "ssim_tf",
         "psnr_ar",
         "loop_self_psnr",
+        "loop_guarded_psnr",
         "loop_gt_psnr",
         "action_agreement",
         "sharpness_ratio_end",

@@ -33,7 +33,7 @@ Rows are appended by `tools/ablate.py` (the command of each row is in `runs/abla
 starts from the same world (`init`), trains on the same data with the same seed for the stated process-CPU budget
 (CPU-minutes of all threads; wall minutes as measured, on a machine shared with other work), then gets the fast
 subset of `skyloop bench consistency`: 8 held-out seeds on ONNX Runtime with the world's own sampler; TF = teacher-forced
-PSNR, AR@N = autoregressive PSNR at step N, loop = return vs own departure at L = 32, agree = action agreement,
+PSNR, AR@N = autoregressive PSNR at step N, loop = return vs own departure, mean over L = 8 and 32 (later rows add "g": guarded, at L = 32, less the excursion shortfall), agree = action agreement,
 spread = branch spread world/real, sharp and motion = sharpness ratio and flicker world/real at the end of the
 2,000-frame exploration run, plaus gap = plausibility ceiling minus world at frame 2,000 of that run (the larger of the whole-frame and 8x8-patch gaps; dB, lower is
 better), fg = foreground share world/real there.
@@ -175,7 +175,7 @@ def main() -> None:
         fmt(s["psnr_tf"]),
         fmt(s["psnr_ar"].get("16")),
         fmt(s["psnr_ar"].get("64")),
-        fmt(s["loop_self_psnr"]),
+        fmt(s["loop_self_psnr"]) + (f" (g {fmt(s['loop_guarded_psnr'])})" if s.get("loop_guarded_psnr") is not None else ""),
         fmt(s["action_agreement"], 3),
         fmt(s["branch_spread"], 2),
         fmt(s["sharpness_ratio_explore_end"]),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from engine.bench.machine import machine_line
 from engine.bench.metrics import flicker_ratio
+from engine.dynamics.sampler import SamplerConfig
 
 if TYPE_CHECKING:
     from engine.bench.consistency import ConsistencyConfig
@@ -27,6 +28,7 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "ssim_ar": {k: _r(v, 4) for k, v in ar.get("ssim_mean", {}).items()},
         "first_below_threshold": ar.get("first_below_threshold_mean_curve"),
         "loop_self_psnr": _r(loop.get("self_psnr")),
+        "loop_guarded_psnr": _r(loop.get("guarded_psnr")),
         "loop_gt_psnr": _r(loop.get("gt_psnr")),
         "action_agreement": _r(act.get("agreement"), 3),
         "motion_direction_agreement": _r(act.get("motion_direction_agreement"), 3),
@@ -58,7 +60,7 @@ def markdown(report: dict, figures: list[str]) -> str:
     lines = [
         f"# Consistency of {Path(report['world']).name} against `{report['scene']}`\n",
         f"Machine: {machine_line(report['machine'])}. Backend: {report['backend']['backend']} on {report['backend']['device']}; "
-        f"sampler {report['sampler']['steps']} steps, context noise {report['sampler']['context_noise']}. "
+        f"sampler {SamplerConfig.from_json(report['sampler']).describe()}. "
         f"Seeds {report['seeds'][0]}..{report['seeds'][-1]} ({len(report['seeds'])}, none used in training). "
         f"{report['seconds']} s.\n",
     ]
@@ -124,11 +126,17 @@ def markdown(report: dict, figures: list[str]) -> str:
             lines += [
                 f"Context window: {loop['context']} frames.\n",
                 "![loop closure](loop_closure.png)\n",
-                "| L | scripts | return vs own departure PSNR | return vs real PSNR | departure vs real PSNR |",
-                "|---|---|---|---|---|",
+                "Guarded = return vs own departure, less any dB by which the world's far point is closer to its departure "
+                "than the real far point is to the real one (a world that never leaves cannot close a loop for free). "
+                "Excursion = far point vs departure PSNR (lower: went further).\n",
+                "| L | scripts | guarded PSNR | return vs own departure PSNR | return vs real PSNR | departure vs real PSNR | excursion world / real |",
+                "|---|---|---|---|---|---|---|",
             ]
             for L, v in loop["by_length"].items():
-                lines.append(f"| {L} | {v['scripts']} | {v['self_psnr']:.2f} | {v['gt_psnr']:.2f} | {v['departure_gt_psnr']:.2f} |")
+                lines.append(
+                    f"| {L} | {v['scripts']} | {v['guarded_psnr']:.2f} | {v['self_psnr']:.2f} | {v['gt_psnr']:.2f} | {v['departure_gt_psnr']:.2f} "
+                    f"| {v['excursion_psnr']:.2f} / {v['real_excursion_psnr']:.2f} |"
+                )
             lines.append("")
         else:
             lines.append(f"Not measured: {loop['why']}.\n")

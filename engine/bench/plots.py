@@ -98,6 +98,7 @@ def loop_plot(path: Path, loop: dict) -> Path:
     lengths = [int(k) for k in loop["by_length"]]
     fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=120)
     for key, label, colour in (
+        ("guarded_psnr", "guarded: less the excursion shortfall", "C3"),
         ("self_psnr", "return vs own departure", "C0"),
         ("gt_psnr", "return vs real return", "C1"),
         ("departure_gt_psnr", "departure vs real (reference)", "C7"),
