@@ -133,6 +133,9 @@ def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     assert loop["available"] and loop["self_psnr"] == M.PSNR_CAP and loop["gt_psnr"] == M.PSNR_CAP
     act = action_following(perfect, make, SEEDS, cfg, lambda n: None)
     assert act["agreement"] == 1.0 and act["branch_difference_ratio"] == pytest.approx(1.0)
+    late = action_following(perfect, make, SEEDS, cfg, lambda n: None, warmup=cfg.late_warmup)
+    assert late["warmup"] == cfg.late_warmup != act["warmup"] and late["branch_difference_ratio"] == pytest.approx(1.0)
+    assert late["motion_samples"] > 0 and late["motion_direction_agreement"] == 1.0
     stab, _ = stability(perfect, make, SEEDS, cfg, lambda n: None, bank)
     assert stab["sharpness_ratio_end"] == pytest.approx(1.0) and stab["explore"]["histogram_distance_end"] == 0
     assert stab["explore"]["plausibility"][str(cfg.stability_frames)]["gap"] == 0
@@ -142,6 +145,8 @@ def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     assert tf["psnr"] == pytest.approx(tf["floor_repeat_last_psnr"])
     ar, _ = autoregressive(frozen, Scenes(make, SEEDS), cfg, lambda n: None, bank)
     assert ar["psnr_mean"] == pytest.approx(ar["floor_repeat_first_psnr"])
+    late = action_following(frozen, make, SEEDS, cfg, lambda n: None, warmup=cfg.late_warmup)
+    assert late["branch_difference_ratio"] == 0 and late["motion_direction_agreement"] < 1, "keys that steer nothing late"
 
 
 def test_loop_closure_guard_charges_a_world_that_never_leaves():
@@ -185,6 +190,7 @@ def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
         "frames",
         "seeds",
         "branch_spread",
+        "branch_spread_late",
         "psnr_tf_foreground",
         "plausibility_gap_ar",
         "plausibility_gap_explore",

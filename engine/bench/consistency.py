@@ -53,6 +53,7 @@ class ConsistencyConfig:
     stability_frames: int = 10000  # length of the no-op and exploration stability runs
     stability_batch: int = 2  # rollouts per stability run
     warmup: int = 16  # policy ticks before a loop or a fork starts
+    late_warmup: int = 500  # ticks before the late forks (key response far into a rollout; 0 = skip them)
     threshold: float = 20.0  # PSNR (dB) under which an autoregressive rollout counts as drifted
     strip_steps: tuple[int, ...] = (1, 4, 16, 64, 256, 1000, 4000, 10000)  # steps shown in the strip
     bank_episodes: int = 8  # plausibility: held-out episodes (seeds apart from the rollouts') whose frames form the bank
@@ -71,6 +72,7 @@ QUICK = ConsistencyConfig(
     stability_frames=48,
     stability_batch=1,
     warmup=4,
+    late_warmup=12,
     bank_episodes=2,
     bank_steps=64,
     plausibility_window=4,
@@ -374,8 +376,14 @@ def _sticky(keyset, combos, rng, n) -> np.ndarray:
     return np.stack([policy.act().copy() for _ in range(n)])
 
 
-def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progress) -> dict:
-    """Fork after a warm-up with two different key sequences; each world branch should resemble its own real branch."""
+def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progress, warmup: int | None = None) -> dict:
+    """Fork after a warm-up with two different key sequences; each world branch should resemble its own real branch.
+
+    warmup (default cfg.warmup) ticks of the world's own rollout come first. Late forks (cfg.late_warmup) test whether
+    the keys still steer a world that has run a long time: by then it has wandered from the real trajectory, so
+    agreement (closer to its own real branch) means little; branch spread and the direction of sideways motion
+    (which the keys decide wherever the player stands) still do."""
+    warmup = cfg.warmup if warmup is None else warmup
     probe = make_scene()
     keyset = probe.keyset
     probe.close()
@@ -383,7 +391,7 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
     combos = [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     fork_seeds = [seeds[j % len(seeds)] for j in range(cfg.forks)]
     rng = np.random.default_rng(7)
-    prefix = np.stack([_sticky(keyset, combos, np.random.default_rng([s, j, 1]), cfg.warmup) for j, s in enumerate(fork_seeds)], 1)
+    prefix = np.stack([_sticky(keyset, combos, np.random.default_rng([s, j, 1]), warmup) for j, s in enumerate(fork_seeds)], 1)
     branch_a = np.stack([_sticky(keyset, combos, np.random.default_rng([s, j, 2]), cfg.fork_length) for j, s in enumerate(fork_seeds)], 1)
     branch_b = np.stack([_sticky(keyset, combos, np.random.default_rng([s, j, 3]), cfg.fork_length) for j, s in enumerate(fork_seeds)], 1)
     same = (branch_a == branch_b).all(axis=(0, 2))
@@ -427,6 +435,7 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
     d_real = np.abs(ra.astype(float) - rb.astype(float)).mean(axis=(2, 3, 4)) * both_on
     out = {
         "forks": cfg.forks,
+        "warmup": warmup,
         "branch_length": cfg.fork_length,
         "forks_whose_game_ended": int((~both_on).any(0).sum()),
         "agreement": float(votes.mean()) if len(votes) else None,
@@ -548,7 +557,7 @@ def bench_consistency(
         (cfg.frames if "ar" in parts else 0)
         + (2 * cfg.stability_frames if "stability" in parts else 0)
         + (sum(cfg.warmup + 2 * L for L in cfg.loops) if "loop" in parts else 0)
-        + (cfg.warmup + 2 * cfg.fork_length if "action" in parts else 0)
+        + (cfg.warmup + cfg.late_warmup + (4 if cfg.late_warmup else 2) * cfg.fork_length if "action" in parts else 0)
     )
     bar = tqdm(total=total, unit="frame", desc="consistency", mininterval=1.0, dynamic_ncols=True)
     started = time.perf_counter()
@@ -579,6 +588,8 @@ def bench_consistency(
             report["loop_closure"] = loop_closure(world, make, seeds, cfg, bar.update)
         if "action" in parts:
             report["action_following"] = action_following(world, make, seeds, cfg, bar.update)
+            if cfg.late_warmup:
+                report["action_following_late"] = action_following(world, make, seeds, cfg, bar.update, warmup=cfg.late_warmup)
         if "stability" in parts:
             report["stability"], curves["stability"] = stability(world, make, seeds, cfg, bar.update, bank)
     finally:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
     tf, ar = report.get("teacher_forced", {}), report.get("autoregressive", {})
     loop, act, stab = report.get("loop_closure", {}), report.get("action_following", {}), report.get("stability", {})
+    late = report.get("action_following_late", {})
     explore = stab.get("explore", {})
     return {
         "benchmark": "consistency",
@@ -33,6 +34,8 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "action_agreement": _r(act.get("agreement"), 3),
         "motion_direction_agreement": _r(act.get("motion_direction_agreement"), 3),
         "branch_spread": _r(act.get("branch_difference_ratio"), 3),
+        "branch_spread_late": _r(late.get("branch_difference_ratio"), 3),
+        "motion_direction_agreement_late": _r(late.get("motion_direction_agreement"), 3),
         "sharpness_ratio_end": _r(stab.get("sharpness_ratio_end"), 3),
         "sharpness_ratio_explore_end": _r(explore.get("sharpness_ratio_end"), 3),
         "flicker_ratio_explore_end": _r(flicker_ratio(explore["flicker_world_end"], explore["flicker_real_end"]), 3) if explore else None,
@@ -154,6 +157,19 @@ def markdown(report: dict, figures: list[str]) -> str:
             )
             + "\n",
         ]
+    late = report.get("action_following_late")
+    if late:
+        lines.append(
+            f"Late forks, after {late['warmup']} ticks of the world's own rollout (it has wandered from the real trajectory by "
+            f"then, so agreement, {_pct(late['agreement'])}, means little): the branches differ by {late['branch_difference_ratio']:.2f}x as much as "
+            "the real ones"
+            + (
+                f", and sideways motion goes the way the keys say in {_pct(late.get('motion_direction_agreement'))} of {late.get('motion_samples')} moves"
+                if late.get("motion_samples")
+                else ""
+            )
+            + ".\n"
+        )
     stab = report.get("stability")
     if stab:
         lines += [

@@ -52,6 +52,8 @@ def cmd_bench_consistency(args) -> int:
 
     cfg = QUICK if args.quick else ConsistencyConfig()
     over = {k: v for k, v in (("seeds", args.seeds), ("frames", args.frames), ("stability_frames", args.stability_frames)) if v}
+    if args.late_warmup is not None:
+        over["late_warmup"] = args.late_warmup
     if args.loops:
         over["loops"] = tuple(int(x) for x in args.loops.split(","))
     cfg = replace(cfg, **over)
@@ -117,6 +119,7 @@ def add_parser(sub, parents: Parents) -> None:
     q.add_argument("--frames", type=int, help="autoregressive rollout length (default 1000)")
     q.add_argument("--stability-frames", type=int, help="length of the stability runs (default 10000)")
     q.add_argument("--loops", help="comma-separated out lengths L for loop closure (default 2,4,8,16,32,64)")
+    q.add_argument("--late-warmup", type=int, help="ticks of rollout before the late key-response forks (default 500; 0 = skip them)")
     q.add_argument("--parts", help="comma-separated subset of tf,ar,loop,action,stability (default all)")
     q.add_argument("--quick", action="store_true", help="small settings that finish in under a minute on a CPU (for CI)")
     q.add_argument("--speed", action="store_true", help="also run bench speed and put it in the same report")
