@@ -20,6 +20,8 @@ COMMON = [  # issue 12's targets (docs: the issue "Worlds that hold together"); 
     ("plausibility_gap_explore@10000", "plausibility gap at frame 10,000 of the exploration run", (None, 2.0), "dB"),
     ("branch_spread", "key response: branch spread world/real", (0.8, None), ""),
     ("action_agreement", "key response: action agreement", (0.8, None), ""),
+    ("branch_spread_late", "key response after 500 ticks of rollout: branch spread world/real", None, ""),
+    ("motion_direction_agreement_late", "key response after 500 ticks: sideways motion the way the keys say (chance 0.5)", None, ""),
     ("loop_guarded_psnr", "loop closure at L = 32, return vs own departure, guarded against worlds that never leave", (26.0, None), "dB"),
     ("loop_self_psnr", "loop closure unguarded, mean over L = 2..64 (the figure before the guard)", None, "dB"),
     ("fps", "speed, ONNX Runtime on this machine", (30.0, None), "FPS"),
@@ -61,7 +63,9 @@ def value(summary: dict, key: str):
     return v.get(at) if isinstance(v, dict) else v
 
 
-def judge(v: float, goal: tuple) -> str:
+def judge(v: float, goal: tuple | None) -> str:
+    if goal is None:  # shown for reading, not a target
+        return ""
     low, high = goal
     if low is not None and v < low:
         return f"missed by {low - v:.2f}"
@@ -70,7 +74,9 @@ def judge(v: float, goal: tuple) -> str:
     return "met"
 
 
-def goal_text(goal: tuple, unit: str) -> str:
+def goal_text(goal: tuple | None, unit: str) -> str:
+    if goal is None:
+        return "–"
     low, high = goal
     if low is not None and high is not None:
         return f"{low:g}-{high:g} {unit}".strip()
