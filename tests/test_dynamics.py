@@ -127,17 +127,18 @@ def test_key_guidance_pushes_guided_steps_away_from_the_no_keys_estimate():
             sigmas.append(s)
             return with_keys
 
-        def reference(x, s):
+        def paired(x, s):
             refs.append(s)
-            return without
+            return with_keys, without
 
         cfg = SamplerConfig(steps=steps, key_guidance=2.0, guided_steps=guided)
-        out = FlowSampler(cfg).sample(denoise, shape, np.random.default_rng(0), reference)
-        assert refs == sigmas[: min(guided, steps)], "only the first guided_steps steps evaluate the reference"
+        out = FlowSampler(cfg).sample(denoise, shape, np.random.default_rng(0), paired)
+        assert refs == [1.0 - k / steps for k in range(min(guided, steps))], "the first guided_steps steps evaluate the pair"
+        assert len(refs) + len(sigmas) == steps, "and the others the plain estimate"
         expect = with_keys + 2.0 * (with_keys - without) if guided >= steps else with_keys  # the last step decides x0
         np.testing.assert_allclose(out, expect)
     plain = FlowSampler(SamplerConfig(steps=2)).sample(lambda x, s: 0.5 * x, shape, np.random.default_rng(3))
-    off = FlowSampler(SamplerConfig(steps=2, key_guidance=0.0)).sample(lambda x, s: 0.5 * x, shape, np.random.default_rng(3), lambda x, s: 0 * x)
+    off = FlowSampler(SamplerConfig(steps=2, key_guidance=0.0)).sample(lambda x, s: 0.5 * x, shape, np.random.default_rng(3), lambda x, s: (0.5 * x, 0 * x))
     assert np.array_equal(plain, off), "w = 0 leaves the sampler as it was"
     assert "key guidance 2 on the first 1 step" in SamplerConfig(steps=3, key_guidance=2.0).describe()
     assert "guidance" not in SamplerConfig(steps=3).describe()

@@ -66,6 +66,28 @@ def test_batch_of_worlds_matches_single_worlds(tiny_world):
     assert np.abs(batched[:, 0].astype(int) - batched[:, 1].astype(int)).max() > 0, "each world draws its own noise"
 
 
+def test_key_guidance_pairs_equal_two_separate_estimates_on_both_backends(tiny_world, tiny_export):
+    """The ONNX stepper batches the with- and without-keys estimates into one call; it must equal two calls, and a
+    guided world must step the same on ONNX Runtime as on torch."""
+    rng = np.random.default_rng(4)
+    onnx_world = World.load(tiny_export, backend="onnx", threads=1, sampler={"key_guidance": 1.0, "guided_steps": 2})
+    onnx_world.reset([None, None], seed=2)
+    for _ in range(3):
+        onnx_world.step(rng.integers(0, 2, (2, 4)).astype(np.uint8))
+    stepper = onnx_world.rollout.stepper
+    tokens = rng.standard_normal((2, *onnx_world.rollout.shape[1:])).astype(np.float32)
+    keys, none = np.array([[1, 0, 0, 1], [0, 1, 0, 0]], np.float32), np.zeros((2, 4), np.float32)
+    a, b = stepper.denoise_pair(tokens, 0.7, keys, none, onnx_world.time)
+    np.testing.assert_allclose(a, stepper.denoise(tokens, 0.7, keys, onnx_world.time), atol=1e-5)
+    np.testing.assert_allclose(b, stepper.denoise(tokens, 0.7, none, onnx_world.time), atol=1e-5)
+    frames = []
+    for backend, path in (("onnx", tiny_export), ("torch", tiny_world)):
+        world = World.load(path, backend=backend, threads=1, sampler={"key_guidance": 1.0, "guided_steps": 2})
+        world.reset(None, seed=5)
+        frames.append(np.stack([world.step_unit(k) for k in np.eye(4, dtype=np.uint8)]))
+    assert np.abs(frames[0] - frames[1]).max() <= 1e-3
+
+
 def test_memory_is_flat_over_many_steps(tiny_export):
     """10,000 steps: the KV cache and buffers are allocated once, so resident memory does not grow."""
     world = World.load(tiny_export, backend="onnx", threads=1)

@@ -68,6 +68,10 @@ class TorchStepper:
         out, _, _ = self.model.step(x, s, k, t, torch.zeros_like(s), self.cache.k, self.cache.v, self.cache.bias)
         return out.float().cpu().numpy()
 
+    def denoise_pair(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, other_keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
+        """denoise() under two sets of keys (key guidance)."""
+        return self.denoise(tokens, sigma, keys, time), self.denoise(tokens, sigma, other_keys, time)
+
     @torch.inference_mode()
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         """Puts frame `time` into the context (tokens with additive noise of std sigma, 0 for clean)."""

@@ -51,11 +51,11 @@ class Rollout:
         return self._sample(keys, t)
 
     def _sample(self, keys: np.ndarray, t: int) -> np.ndarray:
-        reference = None
+        paired = None
         if self.sampler.cfg.key_guidance and keys.any():  # with no key held anywhere the reference is the estimate itself
             none = np.zeros_like(keys)
-            reference = lambda x, s: self.stepper.denoise(x, s, none, t)  # noqa: E731
-        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng, reference)
+            paired = lambda x, s: self.stepper.denoise_pair(x, s, keys, none, t)  # noqa: E731
+        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng, paired)
 
     def snapshot(self):
         """Everything the future depends on: cache, time, noise state (a game's save state)."""

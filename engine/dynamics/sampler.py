@@ -66,18 +66,21 @@ class FlowSampler:
         denoise: Callable[[np.ndarray, float], np.ndarray],
         shape: tuple[int, ...],
         rng: np.random.Generator,
-        reference: Callable[[np.ndarray, float], np.ndarray] | None = None,
+        paired: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> np.ndarray:
         """denoise(x_sigma, sigma) -> x0 estimate; returns the final x0 [shape], float32.
 
-        reference: the same estimate with no keys held, for key guidance (None: the keys are none, guidance is a no-op)."""
+        paired(x_sigma, sigma) -> (the estimate, the same with no keys held), for key guidance's steps (None: no key
+        is held, guidance is a no-op)."""
         x = rng.standard_normal(shape, dtype=np.float32)
         x0 = x
         w = self.cfg.key_guidance
         for k, (sigma, nxt) in enumerate(zip(self.sigmas, self.sigmas[1:])):
-            x0 = denoise(x, sigma)
-            if w and reference is not None and k < self.cfg.guided_steps:
-                x0 = (x0 + w * (x0 - reference(x, sigma))).astype(np.float32)
+            if w and paired is not None and k < self.cfg.guided_steps:
+                x0, none = paired(x, sigma)
+                x0 = (x0 + w * (x0 - none)).astype(np.float32)
+            else:
+                x0 = denoise(x, sigma)
             if nxt <= 0:
                 break
             if self.cfg.stochastic:

@@ -16,6 +16,9 @@ class Stepper(Protocol):
     def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> np.ndarray:
         """Clean-token estimate [B, N, D] for frame `time` from its noisy tokens at level sigma; reads the cache, never writes it."""
 
+    def denoise_pair(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, other_keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
+        """denoise() under keys and under other_keys, as one call where the backend can (key guidance's two estimates)."""
+
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         """Puts frame `time` into the context (tokens with additive noise of std sigma, 0 for clean)."""
 

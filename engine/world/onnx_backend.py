@@ -199,6 +199,26 @@ class OnnxStepper:
     def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> np.ndarray:
         return self._run_step(tokens, sigma, keys, time, 0.0, self.bias)
 
+    def denoise_pair(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, other_keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
+        """denoise() under two sets of keys (key guidance). On the CPU as one call of twice the batch, which costs
+        about 1.35x one call instead of 2x; on CUDA the cache lives on the device, so as two calls."""
+        if self.device != "cpu":
+            return self.denoise(tokens, sigma, keys, time), self.denoise(tokens, sigma, other_keys, time)
+        b = tokens.shape[0]
+        k, v = self._host[self.current], self._host[2 + self.current]  # what self.k/v[current] wrap
+        feeds = {
+            "tokens": np.ascontiguousarray(np.concatenate([tokens, tokens]), np.float32),
+            "sigma": np.full((2 * b,), sigma, np.float32),
+            "keys": np.ascontiguousarray(np.concatenate([keys, other_keys]), np.float32),
+            "time": np.full((2 * b,), time, np.int64),
+            "role": np.zeros((2 * b,), np.float32),
+            "cache_k": np.concatenate([k, k], axis=1),
+            "cache_v": np.concatenate([v, v], axis=1),
+            "cache_bias": np.concatenate([self.bias, self.bias]),
+        }
+        clean = self.step.run(["clean"], feeds)[0]
+        return clean[:b], clean[b:]
+
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         slot = self._slot(time)
         bias = self.bias.copy()
