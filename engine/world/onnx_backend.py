@@ -168,28 +168,28 @@ class OnnxStepper:
         s = time % self.cfg.context
         return slice(s * n, (s + 1) * n)
 
-    def _run_step(self, tokens, sigma, keys, time, role, bias) -> np.ndarray:
+    @staticmethod
+    def _feeds(tokens, sigma, keys, time, role, bias) -> dict[str, np.ndarray]:
+        """The step graph's per-call host inputs (all but the cache), named as the graph names them."""
         b = tokens.shape[0]
+        return {
+            "tokens": np.ascontiguousarray(tokens, np.float32),
+            "sigma": np.full((b,), sigma, np.float32),
+            "keys": np.ascontiguousarray(keys, np.float32),
+            "time": np.full((b,), time, np.int64),
+            "role": np.full((b,), role, np.float32),
+            "cache_bias": np.ascontiguousarray(bias, np.float32),
+        }
+
+    def _run_step(self, tokens, sigma, keys, time, role, bias) -> np.ndarray:
         binding = self.step_binding
         binding.clear_binding_inputs()  # rebinding a name does not replace an output binding: start clean
         binding.clear_binding_outputs()
-        # bind_cpu_input keeps a pointer, not a reference: every array must outlive the run.
-        inputs = (
-            np.ascontiguousarray(tokens, np.float32),
-            np.full((b,), sigma, np.float32),
-            np.ascontiguousarray(keys, np.float32),
-            np.full((b,), time, np.int64),
-            np.ascontiguousarray(bias, np.float32),
-            np.full((b,), role, np.float32),
-        )
-        binding.bind_cpu_input("tokens", inputs[0])
-        binding.bind_cpu_input("sigma", inputs[1])
-        binding.bind_cpu_input("keys", inputs[2])
-        binding.bind_cpu_input("time", inputs[3])
-        binding.bind_cpu_input("role", inputs[5])
+        feeds = self._feeds(tokens, sigma, keys, time, role, bias)  # bind_cpu_input keeps a pointer: these outlive the run
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, array)
         binding.bind_ortvalue_input("cache_k", self.k[self.current])
         binding.bind_ortvalue_input("cache_v", self.v[self.current])
-        binding.bind_cpu_input("cache_bias", inputs[4])
         binding.bind_output("clean", "cpu")  # the frame's tokens come to the host for the sampler
         binding.bind_ortvalue_output("new_k", self.new_k)  # the cache entries stay on the device
         binding.bind_ortvalue_output("new_v", self.new_v)
@@ -204,20 +204,11 @@ class OnnxStepper:
         about 1.35x one call instead of 2x; on CUDA the cache lives on the device, so as two calls."""
         if self.device != "cpu":
             return self.denoise(tokens, sigma, keys, time), self.denoise(tokens, sigma, other_keys, time)
-        b = tokens.shape[0]
         k, v = self._host[self.current], self._host[2 + self.current]  # what self.k/v[current] wrap
-        feeds = {
-            "tokens": np.ascontiguousarray(np.concatenate([tokens, tokens]), np.float32),
-            "sigma": np.full((2 * b,), sigma, np.float32),
-            "keys": np.ascontiguousarray(np.concatenate([keys, other_keys]), np.float32),
-            "time": np.full((2 * b,), time, np.int64),
-            "role": np.zeros((2 * b,), np.float32),
-            "cache_k": np.concatenate([k, k], axis=1),
-            "cache_v": np.concatenate([v, v], axis=1),
-            "cache_bias": np.concatenate([self.bias, self.bias]),
-        }
+        feeds = self._feeds(np.concatenate([tokens, tokens]), sigma, np.concatenate([keys, other_keys]), time, 0.0, np.concatenate([self.bias, self.bias]))
+        feeds["cache_k"], feeds["cache_v"] = np.concatenate([k, k], axis=1), np.concatenate([v, v], axis=1)
         clean = self.step.run(["clean"], feeds)[0]
-        return clean[:b], clean[b:]
+        return tuple(np.split(clean, 2))
 
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         slot = self._slot(time)
