@@ -85,6 +85,78 @@ def test_self_forcing_rolls_out_the_first_share_of_the_windows():
     assert SelfForcing(model.cfg, SamplerConfig(), np.random.default_rng(0)).context(model, tokens, keys) is None
 
 
+def _sequences(cfg, m, length, seed=0):
+    """A draw(rng, batch) over m fixed random sequences: the buffer's real data."""
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(m, length, cfg.tokens_per_frame, cfg.token_dim, generator=g).numpy()
+    keys = (torch.rand(m, length, cfg.num_keys, generator=g) < 0.4).float().numpy()
+    return tokens, keys, lambda rng, batch: (tokens[:batch], keys[:batch])
+
+
+def test_a_rollout_buffer_cuts_windows_deeper_than_the_context_from_what_play_would_generate():
+    from engine.dynamics.self_forcing import SelfForcing
+
+    model, _, _ = _model_and_windows(w=4, b=4)
+    cfg = model.cfg
+    cfg.rollout_p, cfg.rollout_frames, cfg.rollout_refresh, cfg.rollout_buffer = 0.5, 7, 3, 3
+    sampler = SamplerConfig(steps=2, context_noise=0.1)
+    tokens, keys, draw = _sequences(cfg, 3, cfg.context + 7 + 1)
+    sf = SelfForcing(cfg, sampler, np.random.default_rng(0), draw)
+    real = torch.randn(4, 5, 4, 8)
+    real_keys = torch.zeros(4, 5, 3)
+    out_tokens, out_keys, context = sf.batch(model, real, real_keys)
+    buf = sf.buffer
+    assert buf.refreshes == 1 and context.shape == (4, 4, 4, 8)
+    # The buffer's own frames are exactly a world session's: warm-up of `context` real frames, then the real keys.
+    model.eval()
+    roll = Rollout(TorchStepper(model, 3), FlowSampler(sampler), (3, 4, 8), 3)
+    rng = np.random.default_rng(0)  # the same draws the buffer made: rollout seed first
+    roll.reset(tokens[:, :4], keys[:, :4], seed=int(rng.integers(2**31)))
+    expected = np.stack([roll.step(keys[:, t]) for t in range(4, 11)], axis=1)
+    np.testing.assert_allclose(buf.own[:, 4:], expected, atol=1e-5)
+    np.testing.assert_array_equal(buf.own[:, :4], tokens[:, :4])
+    # The first half of the batch comes from the buffer: real windows at some depth r, own context, real target.
+    for i in range(2):
+        row, r = next((j, r) for j in range(3) for r in range(1, 8) if np.array_equal(out_tokens[i].numpy(), tokens[j, r : r + 5]))
+        np.testing.assert_array_equal(out_keys[i].numpy(), keys[row, r : r + 5])
+        np.testing.assert_allclose(context[i].numpy(), buf.own[row, r : r + 4])
+        if r >= 4:
+            assert not np.allclose(context[i].numpy(), tokens[row, r : r + 4], atol=1e-3), "deep windows have no real context frame"
+    assert torch.equal(out_tokens[2:], real[2:]) and torch.equal(context[2:], real[2:, :4]), "the rest stay teacher-forced"
+    # Depths reach past the context, and the buffer is regenerated every rollout_refresh batches.
+    depths = set()
+    for _ in range(12):
+        t, _, _ = sf.batch(model, real, real_keys)
+        depths |= {r for j in range(3) for r in range(1, 8) for i in range(2) if np.array_equal(t[i].numpy(), tokens[j, r : r + 5])}
+    assert max(depths) > cfg.context and min(depths) < cfg.context
+    assert buf.refreshes == 1 + 12 // 3
+
+
+def test_self_forcing_past_the_context_needs_a_buffer():
+    from engine.dynamics.self_forcing import SelfForcing
+    from engine.errors import SkyloopError
+
+    model, _, _ = _model_and_windows(w=4)
+    model.cfg.rollout_p, model.cfg.rollout_frames = 0.5, 9
+    with pytest.raises(SkyloopError, match="rollout_refresh"):
+        SelfForcing(model.cfg, SamplerConfig(), np.random.default_rng(0))
+    model.cfg.rollout_refresh = 10
+    sf = SelfForcing(model.cfg, SamplerConfig(), np.random.default_rng(0), draw=lambda rng, b: None)
+    assert "9 own frames deep" in sf.describe()
+
+
+def test_a_run_with_a_rollout_buffer_trains_and_records_it(tiny_dataset, tiny_world, tmp_path):
+    out = tmp_path / "deep.safetensors"
+    sets = ["dynamics.rollout_p=0.5", "dynamics.rollout_frames=9", "dynamics.rollout_refresh=2", "dynamics.rollout_buffer=4", "train.eval_every=1000"]
+    preset = resolve_preset("tiny", sets, steps=4)
+    train_world(tiny_dataset, preset, out, run_dir=tmp_path / "deep", threads=1, progress=False, init_from=tiny_world)
+    spec = read_spec(out)
+    assert spec.training["dynamics_steps"] == 4
+    assert (spec.dynamics.rollout_frames, spec.dynamics.rollout_refresh, spec.dynamics.rollout_buffer) == (9, 2, 4)
+    a, b = load_bundle(tiny_world).dynamics.state_dict(), load_bundle(out).dynamics.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a), "it trained"
+
+
 def test_a_budgeted_self_forcing_run_continues_a_world(tiny_dataset, tiny_world, tmp_path):
     """--init-from starts from the world's dynamics; self forcing trains; the CPU budget stops the run early; compute adds up."""
     out = tmp_path / "more.safetensors"

@@ -54,7 +54,11 @@ class DynamicsConfig:
     p_full_noise: float = 0.25  # training: share of target frames at noise level 1 (what the first sampler step sees)
     rollout_p: float = 0.0  # training: share of windows whose latest context frames are the model's own rollout
     #   (self forcing: generated with the world's sampler, no gradient through them), so it learns to recover from its errors
-    rollout_frames: int = 4  # training: up to this many latest context frames are generated (drawn 1..this each step)
+    rollout_frames: int = 4  # training: up to this many latest context frames are generated (drawn 1..this each step);
+    #   with a buffer, the rollouts' depth: windows are cut 1..this frames after the last real one, so it may exceed context
+    rollout_refresh: int = 0  # training: 0 = roll out each batch's windows in place; N = cut them from a buffer of own
+    #   rollouts from real warm-up contexts, regenerated every N steps (self_forcing.RolloutBuffer)
+    rollout_buffer: int = 64  # training: rollouts in that buffer
 
     @property
     def tokens_per_frame(self) -> int:

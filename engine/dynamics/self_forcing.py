@@ -9,6 +9,16 @@ keys; no gradient flows through them. The targets stay the real next frames,
 which are valid because the scenes are deterministic given the keys: the model
 learns to pull a drifted context back to the truth.
 (Precedents: DIAMOND's `num_autoregressive_steps`, Self Forcing, arXiv 2506.08009.)
+
+Two ways to get those frames:
+- in place (`rollout_refresh` 0): each batch's windows are rolled out from their own first real frames, so at
+  most context - 1 of their frames are generated and there is always a real frame in the context;
+- from a buffer (`rollout_refresh` N): `rollout_buffer` sequences are rolled out `rollout_frames` frames deep from
+  a real warm-up context, as a world starts in play, and regenerated every N training steps. Windows are cut from
+  them at any depth, so `rollout_frames` may exceed the context: the context is then all the model's own frames,
+  up to that many ticks after the last real one, which is where play loses its keys. The rollouts cost one
+  batched cached pass per N steps instead of one per step (Chained Forward Training, Memory Forcing; the issue's
+  "rollout buffer refreshed every ~100 steps"); the price is that they were made by weights up to N steps old.
 """
 
 from __future__ import annotations
@@ -20,6 +30,26 @@ from engine.dynamics.cache import TorchStepper
 from engine.dynamics.model import Dynamics, DynamicsConfig
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
+from engine.errors import SkyloopError
+
+
+@torch.no_grad()
+def own_rollouts(dynamics: Dynamics, tokens: torch.Tensor, keys: torch.Tensor, warmup: int, sampler: SamplerConfig, seed: int) -> np.ndarray:
+    """Own clean latents [B, T - warmup, N, D] continuing sequences tokens [B, T, N, D] with their keys [B, T, K].
+
+    Frames 0..warmup-1 are real and committed clean, as a world's warm-up context is; frame t from there on is
+    sampled from the KV cache with keys[:, t] and committed with the sampler's context noise, as play does.
+    """
+    b, t, n, d = tokens.shape
+    was_training = dynamics.training
+    dynamics.eval()
+    try:
+        keys_np = keys.float().cpu().numpy()
+        roll = Rollout(TorchStepper(dynamics, b, tokens.device), FlowSampler(sampler), (b, n, d), keys_np.shape[-1])
+        roll.reset(tokens[:, :warmup].float().cpu().numpy(), keys_np[:, :warmup], seed=seed)
+        return np.stack([roll.step(keys_np[:, i]) for i in range(warmup, t)], axis=1)
+    finally:
+        dynamics.train(was_training)
 
 
 @torch.no_grad()
@@ -36,29 +66,101 @@ def own_rollout_context(
     if not 1 <= generated <= w - 1:
         raise ValueError(f"generated context frames must be 1..{w - 1} (one real frame at least), got {generated}")
     real = w - generated
-    was_training = dynamics.training
-    dynamics.eval()
-    try:
-        keys = window_keys.float().cpu().numpy()
-        roll = Rollout(TorchStepper(dynamics, b, window_tokens.device), FlowSampler(sampler), (b, n, d), keys.shape[-1])
-        roll.reset(window_tokens[:, :real].float().cpu().numpy(), keys[:, :real], seed=seed)
-        made = np.stack([roll.step(keys[:, t]) for t in range(real, w)], axis=1)  # [B, generated, N, D]
-    finally:
-        dynamics.train(was_training)
+    made = own_rollouts(dynamics, window_tokens[:, :w], window_keys[:, :w], real, sampler, seed)  # [B, generated, N, D]
     context = window_tokens[:, :w].clone()
     context[:, real:] = torch.from_numpy(made).to(context)
     return context
 
 
+class RolloutBuffer:
+    """Own rollouts `rollout_frames` deep from real warm-up contexts, regenerated every `rollout_refresh` draws.
+
+    `draw(rng, batch)` gives real sequences (tokens [B, W + R + 1, N, D], keys [B, W + R + 1, K], numpy) of
+    W = context warm-up frames, R = rollout_frames, and one more. Own frames W..W+R-1 are generated from the first W
+    with the real keys. A window at depth r (1..R, drawn per window) spans sequence positions r..r+W: its context is
+    the W frames before position W + r, as the rollout made them (the last min(r, W) are own), its target the real
+    frame at W + r and its keys the real ones, so the model learns to bring its own drifted context back to the truth
+    r ticks after the last real frame.
+    """
+
+    def __init__(self, cfg: DynamicsConfig, sampler: SamplerConfig, rng: np.random.Generator, draw):
+        self.cfg, self.sampler, self.rng, self.draw = cfg, sampler, rng, draw
+        self.draws_left = 0  # windows are drawn from the current rollouts this many more times before a refresh
+        self.tokens = self.keys = self.own = None
+        self.refreshes = 0
+
+    def refresh(self, dynamics: Dynamics, device) -> None:
+        w = self.cfg.context
+        tokens, keys = self.draw(self.rng, self.cfg.rollout_buffer)
+        tokens_t = torch.from_numpy(tokens).to(device)
+        own = own_rollouts(dynamics, tokens_t[:, : w + self.cfg.rollout_frames], torch.from_numpy(keys), w, self.sampler, int(self.rng.integers(2**31)))
+        self.tokens, self.keys = tokens, keys
+        self.own = np.concatenate([tokens[:, :w], own], axis=1)  # [M, W + R, N, D]: the warm-up context, then own frames
+        self.draws_left = self.cfg.rollout_refresh
+        self.refreshes += 1
+
+    def windows(self, dynamics: Dynamics, n: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(real window tokens [n, W+1, N, D], their keys [n, W+1, K], clean own context [n, W, N, D]) for n windows."""
+        if self.draws_left <= 0:
+            self.refresh(dynamics, device)
+        self.draws_left -= 1
+        w = self.cfg.context
+        rows = self.rng.integers(0, len(self.own), n)
+        depth = self.rng.integers(1, self.cfg.rollout_frames + 1, n)
+        tokens = np.stack([self.tokens[i, r : r + w + 1] for i, r in zip(rows, depth)])
+        keys = np.stack([self.keys[i, r : r + w + 1] for i, r in zip(rows, depth)])
+        context = np.stack([self.own[i, r : r + w] for i, r in zip(rows, depth)])
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device)  # noqa: E731
+        return as_tensor(tokens), as_tensor(keys), as_tensor(context)
+
+
 class SelfForcing:
     """Which windows of a batch get own-rollout context, and how many frames (`rollout_p`, `rollout_frames`).
 
-    The first round(B * rollout_p) windows of each batch; 1..rollout_frames generated frames, drawn per step.
-    Its random generator is part of the training state (checkpointed), so a resumed run draws what an unbroken one would.
+    The first round(B * rollout_p) windows of each batch. In place: 1..rollout_frames generated frames, drawn per
+    step. From a buffer (`rollout_refresh` > 0, `draw` given): those windows are replaced by windows of the buffer.
+    Its random generator is part of the training state (checkpointed), so a resumed run draws what an unbroken one
+    would; a buffer is not checkpointed, and a resumed run makes a fresh one from the resumed weights.
     """
 
-    def __init__(self, cfg: DynamicsConfig, sampler: SamplerConfig, rng: np.random.Generator):
+    def __init__(self, cfg: DynamicsConfig, sampler: SamplerConfig, rng: np.random.Generator, draw=None):
         self.cfg, self.sampler, self.rng = cfg, sampler, rng
+        self.buffer = None
+        if cfg.rollout_p > 0 and cfg.rollout_refresh > 0:
+            if draw is None:
+                raise ValueError("a rollout buffer needs draw(rng, batch): real sequences of context + rollout_frames + 1 frames")
+            if cfg.rollout_frames < 1 or cfg.rollout_buffer < 1:
+                raise SkyloopError(
+                    f"a rollout buffer needs dynamics.rollout_frames >= 1 and dynamics.rollout_buffer >= 1, got {cfg.rollout_frames} and {cfg.rollout_buffer}"
+                )
+            self.buffer = RolloutBuffer(cfg, sampler, rng, draw)
+        elif cfg.rollout_p > 0 and cfg.rollout_frames > cfg.context:  # = context is the old default at tiny size: clamped
+            raise SkyloopError(
+                f"dynamics.rollout_frames={cfg.rollout_frames} reaches past the {cfg.context}-frame context: in place at most "
+                f"{cfg.context - 1} frames can be generated (one stays real); set dynamics.rollout_refresh=N for a buffer of "
+                "deeper own rollouts regenerated every N steps"
+            )
+
+    def describe(self) -> str:
+        c = self.cfg
+        if self.buffer is not None:
+            return f"1-{c.rollout_frames} own frames deep, from {c.rollout_buffer} rollouts regenerated every {c.rollout_refresh} steps"
+        return f"1-{min(c.rollout_frames, c.context - 1)} generated context frames, in place"
+
+    def batch(self, dynamics: Dynamics, window_tokens: torch.Tensor, window_keys: torch.Tensor):
+        """(window tokens, window keys, clean context or None) for a batch of real windows [B, W+1, ...]."""
+        if self.buffer is None:
+            return window_tokens, window_keys, self.context(dynamics, window_tokens, window_keys)
+        b, w = window_tokens.shape[0], window_tokens.shape[1] - 1
+        n_roll = int(round(b * self.cfg.rollout_p))
+        if n_roll == 0:
+            return window_tokens, window_keys, None
+        tokens, keys, context = self.buffer.windows(dynamics, n_roll, window_tokens.device)
+        return (
+            torch.cat([tokens.to(window_tokens.dtype), window_tokens[n_roll:]]),
+            torch.cat([keys.to(window_keys.dtype), window_keys[n_roll:]]),
+            torch.cat([context.to(window_tokens.dtype), window_tokens[n_roll:, :w]]),
+        )
 
     def context(self, dynamics: Dynamics, window_tokens: torch.Tensor, window_keys: torch.Tensor) -> torch.Tensor | None:
         """Clean context copies [B, W, N, D] for windows [B, W+1, N, D], or None when no window of this batch is rolled out."""

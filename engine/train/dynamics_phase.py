@@ -56,7 +56,10 @@ class DynamicsPhase:
             "numpy": np.random.default_rng([cfg.seed, dist.rank, 2]),  # window sampling ("numpy": its name in older checkpoints)
             "self_forcing": np.random.default_rng([cfg.seed, dist.rank, 3]),
         }
-        self.self_forcing = SelfForcing(dcfg, ctx.preset.sampler, self.rngs["self_forcing"])
+        draw = None
+        if dcfg.rollout_p > 0 and dcfg.rollout_refresh > 0:  # a rollout buffer: real sequences of warm-up + rollout + target
+            draw = WindowSampler(train_tokens, [k for _, k in ctx.train_episodes], dcfg.context + dcfg.rollout_frames + 1).sample
+        self.self_forcing = SelfForcing(dcfg, ctx.preset.sampler, self.rngs["self_forcing"], draw)
         self.modules = {"tokenizer": self.tokenizer, "dynamics": self.dynamics} | ({"ema": self.ema} if self.ema is not None else {})
         self.local = dist.local_batch(cfg.dynamics_batch)
         self.frames_per_step = self.local * (dcfg.context + 1)
@@ -67,7 +70,7 @@ class DynamicsPhase:
         n_params = sum(p.numel() for p in self.dynamics.parameters())
         ctx.say(
             f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames"
-            + (f", self forcing on {dcfg.rollout_p:.0%} of windows (up to {dcfg.rollout_frames} generated context frames)" if dcfg.rollout_p > 0 else "")
+            + (f", self forcing on {dcfg.rollout_p:.0%} of windows ({self.self_forcing.describe()})" if dcfg.rollout_p > 0 else "")
             + (f"; budget {cfg.budget_text()}" if cfg.budget_text() else "")
         )
 
@@ -91,7 +94,8 @@ class DynamicsPhase:
         tokens, keys = self.windows.sample(self.rngs["numpy"], self.local)
         window_tokens = torch.from_numpy(tokens).to(device)  # [B, W+1, N, D]
         window_keys = torch.from_numpy(keys).to(device)  # [B, W+1, K]
-        context_clean = self.self_forcing.context(self.dynamics, window_tokens, window_keys)  # no gradient, outside autocast
+        # no gradient, outside autocast; a rollout buffer swaps the rolled-out windows for its own
+        window_tokens, window_keys, context_clean = self.self_forcing.batch(self.dynamics, window_tokens, window_keys)
         with self.ctx.autocast():
             return self.dynamics.training_loss(window_tokens, window_keys, context_clean=context_clean, forward=self.model)
 
