@@ -165,7 +165,7 @@ def test_long_loops_in_a_maze_are_built_to_come_back_exactly():
     every partial loop comes back, checked in the real scene, so the L = 32 headline does not rest on one script."""
     from dataclasses import replace
 
-    from engine.bench.consistency import _built_loop
+    from engine.bench.consistency import _built_loop, out_and_back
 
     make = lambda: make_scene("maze", size=(32, 32))  # noqa: E731
     probe = make()
@@ -175,13 +175,7 @@ def test_long_loops_in_a_maze_are_built_to_come_back_exactly():
     combos = [(n,) for n in inverse] + [("forward", "strafe_left"), ("back", "strafe_right")]
     prefix, out, went = _built_loop(make, 1000003, keyset, combos, perm, np.random.default_rng(0), 16, 32)
     scene = make()
-    scene.reset(1000003)
-    for k in prefix:
-        depart = scene.step(k)
-    for k in out:
-        far = scene.step(k)
-    for k in out[::-1]:
-        ret = scene.step(k[perm])
+    depart, far, ret = out_and_back(scene, 1000003, prefix, out, perm)
     scene.close()
     assert len(out) == 32 and np.array_equal(ret, depart) and not np.array_equal(far, depart)
     # In the benchmark: every script of a long length is found, and a perfect world closes them all.

@@ -311,18 +311,12 @@ def loop_closure(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, pr
             for attempt in range(30):
                 rng = np.random.default_rng([seed, length, j, attempt])
                 scene = make_scene()
-                scene.reset(seed)
-                prefix = [scene.keyset.vector(c) for c in _sticky(keyset, combos, rng, cfg.warmup)]
-                for k in prefix:
-                    depart = scene.step(k)
+                prefix = np.stack([scene.keyset.vector(c) for c in _sticky(keyset, combos, rng, cfg.warmup)])
                 out = _sticky(keyset, combos, rng, length)
-                for k in out:
-                    far = scene.step(k)
-                for k in out[::-1]:
-                    ret = scene.step(k[perm])
+                depart, far, ret = out_and_back(scene, seed, prefix, out, perm)
                 scene.close()
                 if np.array_equal(ret, depart) and not np.array_equal(far, depart):  # went somewhere and came back exactly
-                    trials.append((seed, np.stack(prefix), out))
+                    trials.append((seed, prefix, out))
                     break
             else:  # long random scripts rarely come back in a maze (a bumped wall is not undone): build them step by step,
                 # and keep the one that goes furthest (its real far point least like its departure), for a demanding loop
@@ -381,6 +375,19 @@ def loop_closure(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, pr
     }
 
 
+def out_and_back(scene, seed: int, prefix, out, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The real frames (departure, far point, return) of a loop script from a reset scene: the prefix ticks, the out
+    ticks, then the out ticks' inverse keys (`perm` maps each key to its inverse) in reverse order."""
+    scene.reset(seed)
+    for k in prefix:
+        depart = scene.step(k)
+    for k in out:
+        far = scene.step(k)
+    for k in out[::-1]:
+        ret = scene.step(k[perm])
+    return depart, far, ret
+
+
 def _built_loop(make_scene, seed, keyset, combos, perm, rng, warmup: int, length: int):
     """(prefix keys, out keys, PSNR of the real far point against the departure) of an out-and-back script whose every
     partial loop comes back exactly, or None.
@@ -397,21 +404,11 @@ def _built_loop(make_scene, seed, keyset, combos, perm, rng, warmup: int, length
         policy = _sticky(keyset, combos, rng, length)
         vectors = [keyset.vector(c) for c in combos]
 
-        def replay(out):
-            scene.reset(seed)
-            for k in prefix:
-                depart = scene.step(k)
-            for k in out:
-                far = scene.step(k)
-            for k in out[::-1]:
-                ret = scene.step(k[perm])
-            return np.array_equal(ret, depart), far, depart
-
         out: list[np.ndarray] = []
         for i in range(length):
             for k in [policy[i]] + [vectors[m] for m in rng.permutation(len(vectors))]:
-                back, far, depart = replay(out + [k])
-                if back:
+                depart, far, ret = out_and_back(scene, seed, prefix, out + [k], perm)
+                if np.array_equal(ret, depart):
                     out.append(k)
                     break
             else:
