@@ -64,8 +64,11 @@ def test_keys_condition_the_prediction():
     assert torch.allclose(a[:, :-1], c[:, :-1], atol=1e-6) and not torch.allclose(a[:, -1], c[:, -1], atol=1e-3)
 
 
-@pytest.mark.parametrize("frames", [3, 11])  # inside one window, and wrapping the ring buffer twice
-def test_cached_step_equals_full_recompute(frames):
+@pytest.mark.parametrize(
+    "frames, window",
+    [(3, None), (11, None), (11, 1), (11, 2)],  # inside one window, wrapping the ring twice; short histories (history guidance)
+)
+def test_cached_step_equals_full_recompute(frames, window):
     model = random_model()
     b, n, d = 2, CFG.tokens_per_frame, CFG.token_dim
     g = torch.Generator().manual_seed(3)
@@ -78,8 +81,8 @@ def test_cached_step_equals_full_recompute(frames):
     times = torch.cat([torch.arange(frames - 1), torch.arange(1, frames)])[None].expand(b, -1)
     role = torch.cat([torch.ones(frames - 1), torch.zeros(frames - 1)])[None].expand(b, -1)
     with torch.no_grad():
-        full = model.forward_frames(tokens, sigma, frame_keys, times, role, banded_mask(frames, CFG.context))[:, frames - 1 :]
-    stepper = TorchStepper(model, b)
+        full = model.forward_frames(tokens, sigma, frame_keys, times, role, banded_mask(frames, window or CFG.context))[:, frames - 1 :]
+    stepper = TorchStepper(model, b, window=window)
     cached = []
     for t in range(frames):
         if t >= 1:
@@ -145,6 +148,81 @@ def test_key_guidance_pushes_guided_steps_away_from_the_no_keys_estimate():
     for bad in [dict(key_guidance=-1.0), dict(key_guidance=float("nan")), dict(guided_steps=-1)]:
         with pytest.raises(ValueError, match="guid"):
             FlowSampler(SamplerConfig(steps=2, **bad))
+
+
+def test_short_history_cache_is_what_training_shows_a_short_window():
+    """History guidance's reference: a cache of window v predicts what training's short windows (`visible` = v) do."""
+    model = random_model()
+    b, n, d, w = 2, CFG.tokens_per_frame, CFG.token_dim, CFG.context
+    g = torch.Generator().manual_seed(8)
+    frames = torch.randn(b, w + 1, n, d, generator=g)
+    keys = torch.randint(0, 2, (b, w + 1, 3), generator=g).float()
+    sigma = torch.full((b, w), 0.6)
+    noisy = frames[:, 1:] + 0.1
+    for v in (1, 2, w):
+        with torch.no_grad():
+            trained = model(frames[:, :w], torch.zeros(b, w), noisy, sigma, keys, visible=torch.full((b,), v))
+        stepper = TorchStepper(model, b, window=v)
+        cached = []
+        for t in range(w + 1):
+            if t >= 1:
+                cached.append(stepper.denoise(noisy[:, t - 1].numpy(), 0.6, keys[:, t].numpy(), t))
+            if t < w:
+                stepper.commit(frames[:, t].numpy(), 0.0, keys[:, t].numpy(), t)
+        np.testing.assert_allclose(np.stack(cached, 1), trained.numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="history window"):
+        TorchStepper(model, 1, window=w + 1)
+
+
+def test_history_guidance_pushes_away_from_the_short_history_estimate():
+    shape = (2, 4, 8)
+    full, short = np.full(shape, 1.0, np.float32), np.full(shape, 0.25, np.float32)
+    shorts = []
+
+    def short_fn(x, s):
+        shorts.append(s)
+        return short
+
+    for steps, guided in [(1, 1), (3, 1), (2, 2)]:
+        shorts.clear()
+        cfg = SamplerConfig(steps=steps, history_guidance=2.0, history_steps=guided)
+        out = FlowSampler(cfg).sample(lambda x, s: full, shape, np.random.default_rng(0), None, short_fn)
+        assert shorts == [1.0 - k / steps for k in range(min(guided, steps))], "the first history_steps steps ask the short history"
+        np.testing.assert_allclose(out, full + 2.0 * (full - short) if guided >= steps else full)
+    # With key guidance too, both terms are taken against the same unguided estimate.
+    none = np.zeros(shape, np.float32)
+    cfg = SamplerConfig(steps=1, key_guidance=1.0, history_guidance=0.5)
+    out = FlowSampler(cfg).sample(lambda x, s: full, shape, np.random.default_rng(0), lambda x, s: (full, none), short_fn)
+    np.testing.assert_allclose(out, full + 1.0 * (full - none) + 0.5 * (full - short))
+    assert "history guidance 2 against the last 3 frame(s)" in SamplerConfig(history_guidance=2.0, history_frames=3).describe()
+    for bad in [dict(history_guidance=-1.0), dict(history_frames=0), dict(history_steps=-1)]:
+        with pytest.raises(ValueError, match="history"):
+            FlowSampler(SamplerConfig(steps=2, **bad))
+
+
+def test_history_guidance_in_a_rollout_commits_to_both_caches_and_restores_both():
+    from engine.dynamics.rollout import Rollout
+
+    model = random_model()
+    n, d = CFG.tokens_per_frame, CFG.token_dim
+    context = np.random.default_rng(1).standard_normal((1, 3, n, d)).astype(np.float32)
+    keys = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2, 0]]
+
+    def roll(cfg, short_window):
+        r = Rollout(TorchStepper(model, 1), FlowSampler(cfg), (1, n, d), 3, TorchStepper(model, 1, window=short_window) if short_window else None)
+        r.reset(context, seed=2)
+        return r
+
+    plain = roll(SamplerConfig(steps=2), None)
+    off = roll(SamplerConfig(steps=2, history_guidance=0.0), 1)
+    guided = roll(SamplerConfig(steps=2, history_guidance=1.0, history_frames=1), 1)
+    a = np.stack([plain.step(k[None]) for k in keys])
+    np.testing.assert_array_equal(a, np.stack([off.step(k[None]) for k in keys]))  # w = 0: the short cache is not asked
+    state = guided.snapshot()
+    b = np.stack([guided.step(k[None]) for k in keys])
+    assert not np.allclose(a, b, atol=1e-4), "guidance changes the frames"
+    guided.restore(state)
+    np.testing.assert_array_equal(b, np.stack([guided.step(k[None]) for k in keys]))  # both caches came back
 
 
 def test_key_guidance_in_a_rollout_changes_keyed_frames_only():

@@ -88,6 +88,24 @@ def test_key_guidance_pairs_equal_two_separate_estimates_on_both_backends(tiny_w
     assert np.abs(frames[0] - frames[1]).max() <= 1e-3
 
 
+def test_history_guidance_steps_the_same_on_both_backends(tiny_world, tiny_export):
+    """The short-history cache (history guidance's reference) masks the same slots on ONNX Runtime as on torch."""
+    frames = []
+    over = {"history_guidance": 1.0, "history_frames": 2, "history_steps": 2}
+    for backend, path in (("onnx", tiny_export), ("torch", tiny_world)):
+        world = World.load(path, backend=backend, threads=1, sampler=over)
+        world.reset(None, seed=5)
+        frames.append(np.stack([world.step_unit(k) for k in np.eye(4, dtype=np.uint8)[[0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2]]]))
+    plain = World.load(tiny_world, backend="torch", threads=1)
+    plain.reset(None, seed=5)
+    unguided = np.stack([plain.step_unit(k) for k in np.eye(4, dtype=np.uint8)[[0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2]]])
+    assert np.abs(frames[0] - frames[1]).max() <= 1e-3
+    assert np.abs(frames[1] - unguided).max() > 1e-3, "and guidance changes what the world draws"
+    context = World.load(tiny_world, backend="torch").spec.dynamics.context
+    with pytest.raises(SkyloopError, match="fewer frames than the world's context"):
+        World.load(tiny_world, backend="torch", sampler={"history_guidance": 1.0, "history_frames": context})
+
+
 def test_memory_is_flat_over_many_steps(tiny_export):
     """10,000 steps: the KV cache and buffers are allocated once, so resident memory does not grow."""
     world = World.load(tiny_export, backend="onnx", threads=1)

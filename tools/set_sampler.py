@@ -2,7 +2,7 @@
 
 The sampler is not trained: choose it with `skyloop bench consistency --sampler-steps N --context-noise X`,
 then store the winner. Usage: .venv/bin/python tools/set_sampler.py WORLD [--steps N] [--context-noise X] [--stochastic true|false]
-[--key-guidance W] [--guided-steps K]
+[--key-guidance W] [--guided-steps K] [--history-guidance W] [--history-frames F] [--history-steps K]
 """
 
 import argparse
@@ -21,9 +21,13 @@ def main():
     ap.add_argument("--stochastic", choices=["true", "false"])
     ap.add_argument("--key-guidance", type=float, help="w of the key guidance (0 = off)")
     ap.add_argument("--guided-steps", type=int, help="how many of the first steps key guidance applies to")
+    ap.add_argument("--history-guidance", type=float, help="w of the history guidance (0 = off)")
+    ap.add_argument("--history-frames", type=int, help="the short history its reference sees, in frames")
+    ap.add_argument("--history-steps", type=int, help="how many of the first steps history guidance applies to")
     args = ap.parse_args()
     bundle = load_bundle(args.world)
-    given = (("steps", args.steps), ("context_noise", args.context_noise), ("key_guidance", args.key_guidance), ("guided_steps", args.guided_steps))
+    names = ("steps", "context_noise", "key_guidance", "guided_steps", "history_guidance", "history_frames", "history_steps")
+    given = [(name, getattr(args, name)) for name in names]
     changes = {k: v for k, v in given if v is not None}
     if args.stochastic:
         changes["stochastic"] = args.stochastic == "true"

@@ -59,6 +59,9 @@ def sampler_overrides(args) -> dict | None:
         over["key_guidance"] = args.key_guidance
     if getattr(args, "guided_steps", None) is not None:
         over["guided_steps"] = args.guided_steps
+    for name in ("history_guidance", "history_frames", "history_steps"):
+        if getattr(args, name, None) is not None:
+            over[name] = getattr(args, name)
     return over or None
 
 
@@ -100,7 +103,7 @@ def _runtime_parent() -> argparse.ArgumentParser:
 
 
 def _sampler_parent() -> argparse.ArgumentParser:
-    """--sampler-steps, --context-noise, --sampler-noise, --schedule-power, --key-guidance and --guided-steps: overrides of the world's sampler
+    """--sampler-steps, --context-noise, --sampler-noise, --schedule-power, --key-guidance, --guided-steps and --history-*: overrides of the world's sampler
     settings (read by sampler_overrides)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
@@ -117,6 +120,13 @@ def _sampler_parent() -> argparse.ArgumentParser:
         help="w: push each estimate away from the no-keys estimate, x0 + w * (x0 - x0_nokeys); 0 = off (default: the world's)",
     )
     parent.add_argument("--guided-steps", type=int, help="how many of the first sampler steps key guidance applies to (default: the world's)")
+    parent.add_argument(
+        "--history-guidance",
+        type=float,
+        help="w: push each estimate away from the one seeing only the last --history-frames frames, x0 + w * (x0 - x0_short); 0 = off (default: the world's)",
+    )
+    parent.add_argument("--history-frames", type=int, help="the short history of history guidance's reference, in frames (default: the world's)")
+    parent.add_argument("--history-steps", type=int, help="how many of the first sampler steps history guidance applies to (default: the world's)")
     return parent
 
 

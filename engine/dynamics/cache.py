@@ -4,6 +4,9 @@ Frame t lives in slot t mod W. Predicting frame t attends to every filled slot
 (frames t-W..t-1). Committing frame t into the context attends to the slots of
 frames t-W+1..t-1 (not the one it is about to replace) and to itself, which is
 exactly the attention pattern the model was trained with (two_stream_mask).
+
+A cache with a shorter `window` v < W shows each frame only its last v frames (committing: the last v - 1 and
+itself), the pattern of training's short windows (`visible`): the reference of history guidance.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import numpy as np
 import torch
 
 from engine.dynamics.model import Dynamics, DynamicsConfig
+from engine.dynamics.stepper import hidden_slots
 
 
 class KVCache:
-    def __init__(self, cfg: DynamicsConfig, batch: int, device, dtype=torch.float32):
+    def __init__(self, cfg: DynamicsConfig, batch: int, device, dtype=torch.float32, window: int | None = None):
         shape = (cfg.depth, batch, cfg.heads, cfg.cache_tokens, cfg.head_dim)
         self.cfg = cfg
+        self.window = cfg.context if window is None else window
+        hidden_slots(0, self.window, cfg.context, False)  # checks the window
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.bias = torch.full((batch, cfg.cache_tokens), float("-inf"), device=device, dtype=dtype)
@@ -34,7 +40,20 @@ class KVCache:
     def bias_for_commit(self, time: int) -> torch.Tensor:
         self.commit_bias.copy_(self.bias)
         self.commit_bias[:, self.slot(time)] = float("-inf")
-        return self.commit_bias
+        return self._windowed(self.commit_bias, time, True)
+
+    def bias_for_denoise(self, time: int) -> torch.Tensor:
+        if self.window == self.cfg.context:
+            return self.bias
+        self.commit_bias.copy_(self.bias)
+        return self._windowed(self.commit_bias, time, False)
+
+    def _windowed(self, bias: torch.Tensor, time: int, commit: bool) -> torch.Tensor:
+        """bias with the slots of frames older than the window masked too (in place)."""
+        if self.window < self.cfg.context:
+            hidden = np.repeat(hidden_slots(time, self.window, self.cfg.context, commit), self.cfg.tokens_per_frame)
+            bias[:, torch.from_numpy(hidden).to(bias.device)] = float("-inf")
+        return bias
 
     def write(self, time: int, k: torch.Tensor, v: torch.Tensor) -> None:
         s = self.slot(time)
@@ -46,10 +65,10 @@ class KVCache:
 class TorchStepper:
     """Runs the dynamics model one frame at a time against a KVCache (numpy in, numpy out)."""
 
-    def __init__(self, dynamics: Dynamics, batch: int, device="cpu"):
+    def __init__(self, dynamics: Dynamics, batch: int, device="cpu", window: int | None = None):
         self.model = dynamics
         self.device = torch.device(device)
-        self.cache = KVCache(dynamics.cfg, batch, self.device)
+        self.cache = KVCache(dynamics.cfg, batch, self.device, window=window)
         self.batch = batch
 
     def _inputs(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int):
@@ -65,7 +84,7 @@ class TorchStepper:
     def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> np.ndarray:
         """Clean-token estimate for frame `time` from its noisy tokens; the cache is read, not written."""
         x, s, k, t = self._inputs(tokens, sigma, keys, time)
-        out, _, _ = self.model.step(x, s, k, t, torch.zeros_like(s), self.cache.k, self.cache.v, self.cache.bias)
+        out, _, _ = self.model.step(x, s, k, t, torch.zeros_like(s), self.cache.k, self.cache.v, self.cache.bias_for_denoise(time))
         return out.float().cpu().numpy()
 
     def denoise_pair(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, other_keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,8 +15,12 @@ from engine.dynamics.stepper import Stepper
 
 
 class Rollout:
-    def __init__(self, stepper: Stepper, sampler: FlowSampler, tokens_shape: tuple[int, int, int], num_keys: int):
+    def __init__(self, stepper: Stepper, sampler: FlowSampler, tokens_shape: tuple[int, int, int], num_keys: int, short: Stepper | None = None):
+        """short: a stepper whose cache shows only the last `history_frames` frames (history guidance); every frame
+        is committed to it too."""
         self.stepper = stepper
+        self.short = short
+        self.steppers = [stepper] if short is None else [stepper, short]
         self.sampler = sampler
         self.shape = tokens_shape  # (B, N, D)
         self.num_keys = num_keys
@@ -28,10 +32,11 @@ class Rollout:
         b, t = context_tokens.shape[:2]
         if context_keys is None:
             context_keys = np.zeros((b, t, self.num_keys), np.float32)
-        self.stepper.clear()
         self.rng = np.random.default_rng(seed)
-        for i in range(t):
-            self.stepper.commit(context_tokens[:, i], 0.0, context_keys[:, i], i)
+        for s in self.steppers:
+            s.clear()
+            for i in range(t):
+                s.commit(context_tokens[:, i], 0.0, context_keys[:, i], i)
         self.time = t
 
     def step(self, keys: np.ndarray) -> np.ndarray:
@@ -40,7 +45,8 @@ class Rollout:
         keys = np.asarray(keys, np.float32)
         x0 = self._sample(keys, t)
         ctx_tokens, ctx_sigma = self.sampler.context_version(x0, self.rng)
-        self.stepper.commit(ctx_tokens, ctx_sigma, keys, t)
+        for s in self.steppers:
+            s.commit(ctx_tokens, ctx_sigma, keys, t)
         self.time = t + 1
         return x0
 
@@ -55,18 +61,21 @@ class Rollout:
         if self.sampler.cfg.key_guidance and keys.any():  # with no key held anywhere the reference is the estimate itself
             none = np.zeros_like(keys)
             paired = lambda x, s: self.stepper.denoise_pair(x, s, keys, none, t)  # noqa: E731
-        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng, paired)
+        short = None if self.short is None else (lambda x, s: self.short.denoise(x, s, keys, t))  # noqa: E731
+        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng, paired, short)
 
     def snapshot(self):
         """Everything the future depends on: cache, time, noise state (a game's save state)."""
-        return self.stepper.snapshot(), self.time, self.rng.bit_generator.state
+        return [s.snapshot() for s in self.steppers], self.time, self.rng.bit_generator.state
 
     def restore(self, state) -> None:
-        cache, self.time, rng_state = state
-        self.stepper.restore(cache)
+        caches, self.time, rng_state = state
+        for s, cache in zip(self.steppers, caches):
+            s.restore(cache)
         self.rng.bit_generator.state = rng_state
 
     def commit_real(self, tokens: np.ndarray, keys: np.ndarray) -> None:
         """Puts a real frame into the context (clean), advancing time."""
-        self.stepper.commit(tokens, 0.0, np.asarray(keys, np.float32), self.time)
+        for s in self.steppers:
+            s.commit(tokens, 0.0, np.asarray(keys, np.float32), self.time)
         self.time += 1

@@ -9,6 +9,10 @@ Key guidance (classifier-free guidance with "no keys held" as the reference, tra
 no keys is an ordinary action in the data): on the first `guided_steps` steps the estimate is pushed
 away from what the world would do with no keys, x0 + w * (x0 - x0_nokeys). It strengthens the keys'
 effect where a world under-responds; it costs one more network evaluation per guided step.
+History guidance (Diffusion Forcing's, training-free since training shows some windows only their last 1-3
+frames): on the first `history_steps` steps the estimate is pushed away from what the world would predict seeing
+only its last `history_frames` frames, x0 + w * (x0 - x0_short), so it leans on its longer memory. It costs one
+more network evaluation per guided step and one more commit per frame (a second, short KV cache).
 Noise comes from a numpy Generator, so the torch and ONNX backends draw the same
 numbers and a seeded world is reproducible on any backend.
 """
@@ -29,6 +33,9 @@ class SamplerConfig:
     schedule_power: float = 1.0  # sigma_k = (1 - k/S) ** power; >1 spends more steps at low noise
     key_guidance: float = 0.0  # w of x0 + w * (x0 - x0 with no keys held); 0 = off
     guided_steps: int = 1  # how many of the first (highest-noise) steps are guided
+    history_guidance: float = 0.0  # w of x0 + w * (x0 - x0 seeing only the last history_frames frames); 0 = off
+    history_frames: int = 1  # the short history of that reference (training showed 1..short_context_max)
+    history_steps: int = 1  # how many of the first steps history guidance applies to
 
     def sigmas(self) -> list[float]:
         if not 1 <= self.steps <= 16:
@@ -45,6 +52,11 @@ class SamplerConfig:
             text += f", schedule power {self.schedule_power:g}"
         if self.key_guidance:
             text += f", key guidance {self.key_guidance:g} on the first {min(self.guided_steps, self.steps)} step(s)"
+        if self.history_guidance:
+            text += (
+                f", history guidance {self.history_guidance:g} against the last {self.history_frames} frame(s)"
+                f" on the first {min(self.history_steps, self.steps)} step(s)"
+            )
         return text
 
     @classmethod
@@ -60,6 +72,10 @@ class FlowSampler:
             raise ValueError(f"key guidance must be a finite number >= 0, got {cfg.key_guidance}")
         if cfg.guided_steps < 0:
             raise ValueError(f"guided steps must be >= 0, got {cfg.guided_steps}")
+        if not (np.isfinite(cfg.history_guidance) and cfg.history_guidance >= 0):
+            raise ValueError(f"history guidance must be a finite number >= 0, got {cfg.history_guidance}")
+        if cfg.history_frames < 1 or cfg.history_steps < 0:
+            raise ValueError(f"history guidance needs history frames >= 1 and steps >= 0, got {cfg.history_frames} and {cfg.history_steps}")
 
     def sample(
         self,
@@ -67,20 +83,25 @@ class FlowSampler:
         shape: tuple[int, ...],
         rng: np.random.Generator,
         paired: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None = None,
+        short: Callable[[np.ndarray, float], np.ndarray] | None = None,
     ) -> np.ndarray:
         """denoise(x_sigma, sigma) -> x0 estimate; returns the final x0 [shape], float32.
 
         paired(x_sigma, sigma) -> (the estimate, the same with no keys held), for key guidance's steps (None: no key
-        is held, guidance is a no-op)."""
+        is held, guidance is a no-op); short(x_sigma, sigma) -> the estimate from the short history, for history
+        guidance's steps (None: off). Both guidance terms are taken against the same unguided estimate."""
         x = rng.standard_normal(shape, dtype=np.float32)
         x0 = x
-        w = self.cfg.key_guidance
+        w, wh = self.cfg.key_guidance, self.cfg.history_guidance
         for k, (sigma, nxt) in enumerate(zip(self.sigmas, self.sigmas[1:])):
             if w and paired is not None and k < self.cfg.guided_steps:
-                x0, none = paired(x, sigma)
-                x0 = (x0 + w * (x0 - none)).astype(np.float32)
+                plain, none = paired(x, sigma)
+                x0 = plain + w * (plain - none)
             else:
-                x0 = denoise(x, sigma)
+                plain = x0 = denoise(x, sigma)
+            if wh and short is not None and k < self.cfg.history_steps:
+                x0 = x0 + wh * (plain - short(x, sigma))
+            x0 = np.asarray(x0, np.float32)
             if nxt <= 0:
                 break
             if self.cfg.stochastic:

@@ -30,3 +30,14 @@ class Stepper(Protocol):
 
     def restore(self, state) -> None:
         """Writes a snapshot back, in place."""
+
+
+def hidden_slots(time: int, window: int, context: int, commit: bool) -> np.ndarray:
+    """Which of the ring's `context` slots (bool [context]) frame `time` may not see with a history of `window`
+    frames: predicting it sees frames time-window..time-1, committing it time-window+1..time-1 (plus itself)."""
+    if not 1 <= window <= context:
+        raise ValueError(f"a history window must be 1..{context} frames, got {window}")
+    seen = range(time - window + int(commit), time)
+    hidden = np.ones(context, bool)
+    hidden[[t % context for t in seen]] = False
+    return hidden

@@ -24,8 +24,9 @@ class Backend(Protocol):
     def details(self) -> dict:
         """Versions, threads, providers: what a benchmark report names."""
 
-    def stepper(self, batch: int) -> Stepper:
-        """A stepper with its own KV cache for `batch` worlds (allocated once)."""
+    def stepper(self, batch: int, window: int | None = None) -> Stepper:
+        """A stepper with its own KV cache for `batch` worlds (allocated once); `window` < context: each frame sees
+        only its last `window` frames (history guidance's reference)."""
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [B, H, W, 3] -> tokens [B, N, D] float32."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.dynamics.stepper import hidden_slots
 from engine.errors import SkyloopError
 from engine.frames import quantize
 from engine.world.bundle import WorldSpec
@@ -122,16 +123,18 @@ class OnnxBackend:
     def decode(self, tokens: np.ndarray) -> np.ndarray:
         return quantize(self.decode_unit(tokens))
 
-    def stepper(self, batch: int) -> "OnnxStepper":
-        return OnnxStepper(self, batch)
+    def stepper(self, batch: int, window: int | None = None) -> "OnnxStepper":
+        return OnnxStepper(self, batch, window)
 
 
 class OnnxStepper:
     """KV cache in OrtValues on the session's device, updated in place of a double buffer."""
 
-    def __init__(self, backend: OnnxBackend, batch: int):
+    def __init__(self, backend: OnnxBackend, batch: int, window: int | None = None):
         ort = backend.ort
         c = backend.spec.dynamics
+        self.window = c.context if window is None else window  # < context: a short-history cache (history guidance)
+        hidden_slots(0, self.window, c.context, False)  # checks the window
         dev = backend.ort_device
         self.cfg = c
         self.step = backend.sessions["step"]
@@ -196,8 +199,17 @@ class OnnxStepper:
         self.step.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
+    def _windowed(self, bias: np.ndarray, time: int, commit: bool) -> np.ndarray:
+        """bias with the slots of frames older than the window masked too (a copy; the bias itself when no window)."""
+        if self.window == self.cfg.context:
+            return bias
+        hidden = np.repeat(hidden_slots(time, self.window, self.cfg.context, commit), self.cfg.tokens_per_frame)
+        out = bias.copy()
+        out[:, hidden] = -np.inf
+        return out
+
     def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> np.ndarray:
-        return self._run_step(tokens, sigma, keys, time, 0.0, self.bias)
+        return self._run_step(tokens, sigma, keys, time, 0.0, self._windowed(self.bias, time, False))
 
     def denoise_pair(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, other_keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
         """denoise() under two sets of keys (key guidance). On the CPU as one call of twice the batch, which costs
@@ -205,7 +217,9 @@ class OnnxStepper:
         if self.device != "cpu":
             return self.denoise(tokens, sigma, keys, time), self.denoise(tokens, sigma, other_keys, time)
         k, v = self._host[self.current], self._host[2 + self.current]  # what self.k/v[current] wrap
-        feeds = self._feeds(np.concatenate([tokens, tokens]), sigma, np.concatenate([keys, other_keys]), time, 0.0, np.concatenate([self.bias, self.bias]))
+        feeds = self._feeds(
+            np.concatenate([tokens, tokens]), sigma, np.concatenate([keys, other_keys]), time, 0.0, np.tile(self._windowed(self.bias, time, False), (2, 1))
+        )
         feeds["cache_k"], feeds["cache_v"] = np.concatenate([k, k], axis=1), np.concatenate([v, v], axis=1)
         clean = self.step.run(["clean"], feeds)[0]
         return tuple(np.split(clean, 2))
@@ -214,7 +228,7 @@ class OnnxStepper:
         slot = self._slot(time)
         bias = self.bias.copy()
         bias[:, slot] = -np.inf  # the frame this one replaces is not part of its context
-        self._run_step(tokens, sigma, keys, time, 1.0, bias)
+        self._run_step(tokens, sigma, keys, time, 1.0, self._windowed(bias, time, True))
         start = np.array(slot.start, np.int64)
         nxt = 1 - self.current
         for ring, entries in ((self.k, self.new_k), (self.v, self.new_v)):

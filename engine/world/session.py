@@ -36,7 +36,15 @@ class World:
         self.path = path
         self.sha256 = sha256
         self.sampler_cfg = sampler or spec.sampler
-        self.sampler = FlowSampler(self.sampler_cfg)
+        try:
+            self.sampler = FlowSampler(self.sampler_cfg)
+        except ValueError as exc:
+            raise SkyloopError(f"sampler settings: {exc}") from None
+        c = self.sampler_cfg
+        if c.history_guidance and not 1 <= c.history_frames < spec.dynamics.context:
+            raise SkyloopError(
+                f"history guidance's reference must see fewer frames than the world's context ({spec.dynamics.context}), got history frames {c.history_frames}"
+            )
         self.rollout: Rollout | None = None
         self.batch = 0
         self.batched = False
@@ -152,7 +160,10 @@ class World:
             context_keys = np.asarray(context_keys, np.float32).reshape(b, -1, len(self.keyset))[:, -length:]
         if self.rollout is None or self.batch != b:
             stepper = self.backend.stepper(b)  # allocates the KV cache once per batch size
-            self.rollout = Rollout(stepper, self.sampler, (b, *tokens.shape[2:]), len(self.keyset))
+            short = None
+            if self.sampler.cfg.history_guidance:  # history guidance's reference: a second cache, short history
+                short = self.backend.stepper(b, window=self.sampler.cfg.history_frames)
+            self.rollout = Rollout(stepper, self.sampler, (b, *tokens.shape[2:]), len(self.keyset), short)
             self.batch = b
         self.rollout.reset(tokens, context_keys, seed=seed)
         self.batched = isinstance(context, list)  # a list of contexts: frames come back with a batch axis, even for one

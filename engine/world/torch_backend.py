@@ -32,8 +32,8 @@ class TorchBackend:
     def details(self) -> dict:
         return {"torch": torch.__version__, "threads": torch.get_num_threads()}
 
-    def stepper(self, batch: int) -> TorchStepper:
-        return TorchStepper(self.dynamics, batch, self.device)
+    def stepper(self, batch: int, window: int | None = None) -> TorchStepper:
+        return TorchStepper(self.dynamics, batch, self.device, window)
 
     @torch.inference_mode()
     def encode(self, frames: np.ndarray) -> np.ndarray:
