@@ -88,6 +88,20 @@ def test_key_guidance_pairs_equal_two_separate_estimates_on_both_backends(tiny_w
     assert np.abs(frames[0] - frames[1]).max() <= 1e-3
 
 
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_a_save_state_survives_more_steps_than_the_context(tiny_world, tiny_export, backend):
+    """restore() brings back the world as it was at snapshot(), however far it ran since (the benchmark's forks
+    branch from one): the ring cache is rewritten every `context` steps, so a save state must not share its memory."""
+    world = World.load(tiny_export if backend == "onnx" else tiny_world, backend=backend, threads=1)
+    keys = np.random.default_rng(6).integers(0, 2, (3 * world.spec.dynamics.context, 4)).astype(np.uint8)
+    world.reset(None, seed=2)
+    world.step(["up"])
+    state = world.snapshot()
+    first = np.stack([world.step_unit(k) for k in keys])
+    world.restore(state)
+    np.testing.assert_array_equal(first, np.stack([world.step_unit(k) for k in keys]))
+
+
 def test_history_guidance_steps_the_same_on_both_backends(tiny_world, tiny_export):
     """The short-history cache (history guidance's reference) masks the same slots on ONNX Runtime as on torch."""
     frames = []

@@ -158,7 +158,8 @@ class OnnxStepper:
         self.bias[:] = -np.inf
 
     def snapshot(self):
-        return self.k[self.current].numpy(), self.v[self.current].numpy(), self.bias.copy()
+        # Copies: on the CPU .numpy() is a view of the live ring, which the next commits overwrite.
+        return self.k[self.current].numpy().copy(), self.v[self.current].numpy().copy(), self.bias.copy()
 
     def restore(self, state) -> None:
         k, v, bias = state
