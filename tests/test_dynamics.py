@@ -181,7 +181,7 @@ def test_history_guidance_pushes_away_from_the_short_history_estimate():
 
     def short_fn(x, s):
         shorts.append(s)
-        return short
+        return full, short
 
     for steps, guided in [(1, 1), (3, 1), (2, 2)]:
         shorts.clear()

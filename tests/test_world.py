@@ -115,6 +115,13 @@ def test_history_guidance_steps_the_same_on_both_backends(tiny_world, tiny_expor
     unguided = np.stack([plain.step_unit(k) for k in np.eye(4, dtype=np.uint8)[[0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2]]])
     assert np.abs(frames[0] - frames[1]).max() <= 1e-3
     assert np.abs(frames[1] - unguided).max() > 1e-3, "and guidance changes what the world draws"
+    world = World.load(tiny_export, backend="onnx", threads=1, sampler=over)  # a save state holds both caches
+    world.reset(None, seed=5)
+    world.step(["up"])
+    state = world.snapshot()
+    ahead = [world.step_unit(k) for k in np.eye(4, dtype=np.uint8)]
+    world.restore(state)
+    np.testing.assert_array_equal(np.stack(ahead), np.stack([world.step_unit(k) for k in np.eye(4, dtype=np.uint8)]))
     context = World.load(tiny_world, backend="torch").spec.dynamics.context
     with pytest.raises(SkyloopError, match="fewer frames than the world's context"):
         World.load(tiny_world, backend="torch", sampler={"history_guidance": 1.0, "history_frames": context})

@@ -91,6 +91,15 @@ class TorchStepper:
         """denoise() under two sets of keys (key guidance)."""
         return self.denoise(tokens, sigma, keys, time), self.denoise(tokens, sigma, other_keys, time)
 
+    def denoise_alongside(self, other, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
+        """denoise() of this stepper and of `other` (history guidance's short cache)."""
+        return self.denoise(tokens, sigma, keys, time), other.denoise(tokens, sigma, keys, time)
+
+    def commit_alongside(self, other, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
+        """commit() into this stepper and `other`."""
+        self.commit(tokens, sigma, keys, time)
+        other.commit(tokens, sigma, keys, time)
+
     @torch.inference_mode()
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         """Puts frame `time` into the context (tokens with additive noise of std sigma, 0 for clean)."""

@@ -35,8 +35,8 @@ class Rollout:
         self.rng = np.random.default_rng(seed)
         for s in self.steppers:
             s.clear()
-            for i in range(t):
-                s.commit(context_tokens[:, i], 0.0, context_keys[:, i], i)
+        for i in range(t):
+            self._commit(context_tokens[:, i], 0.0, context_keys[:, i], i)
         self.time = t
 
     def step(self, keys: np.ndarray) -> np.ndarray:
@@ -45,8 +45,7 @@ class Rollout:
         keys = np.asarray(keys, np.float32)
         x0 = self._sample(keys, t)
         ctx_tokens, ctx_sigma = self.sampler.context_version(x0, self.rng)
-        for s in self.steppers:
-            s.commit(ctx_tokens, ctx_sigma, keys, t)
+        self._commit(ctx_tokens, ctx_sigma, keys, t)
         self.time = t + 1
         return x0
 
@@ -61,8 +60,14 @@ class Rollout:
         if self.sampler.cfg.key_guidance and keys.any():  # with no key held anywhere the reference is the estimate itself
             none = np.zeros_like(keys)
             paired = lambda x, s: self.stepper.denoise_pair(x, s, keys, none, t)  # noqa: E731
-        short = None if self.short is None else (lambda x, s: self.short.denoise(x, s, keys, t))  # noqa: E731
-        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng, paired, short)
+        history = None if self.short is None else (lambda x, s: self.stepper.denoise_alongside(self.short, x, s, keys, t))  # noqa: E731
+        return self.sampler.sample(lambda x, s: self.stepper.denoise(x, s, keys, t), self.shape, self.rng, paired, history)
+
+    def _commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, t: int) -> None:
+        if self.short is None:
+            self.stepper.commit(tokens, sigma, keys, t)
+        else:
+            self.stepper.commit_alongside(self.short, tokens, sigma, keys, t)
 
     def snapshot(self):
         """Everything the future depends on: cache, time, noise state (a game's save state)."""
@@ -76,6 +81,5 @@ class Rollout:
 
     def commit_real(self, tokens: np.ndarray, keys: np.ndarray) -> None:
         """Puts a real frame into the context (clean), advancing time."""
-        for s in self.steppers:
-            s.commit(tokens, 0.0, np.asarray(keys, np.float32), self.time)
+        self._commit(tokens, 0.0, np.asarray(keys, np.float32), self.time)
         self.time += 1

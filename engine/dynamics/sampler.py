@@ -83,24 +83,29 @@ class FlowSampler:
         shape: tuple[int, ...],
         rng: np.random.Generator,
         paired: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None = None,
-        short: Callable[[np.ndarray, float], np.ndarray] | None = None,
+        history: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> np.ndarray:
         """denoise(x_sigma, sigma) -> x0 estimate; returns the final x0 [shape], float32.
 
         paired(x_sigma, sigma) -> (the estimate, the same with no keys held), for key guidance's steps (None: no key
-        is held, guidance is a no-op); short(x_sigma, sigma) -> the estimate from the short history, for history
-        guidance's steps (None: off). Both guidance terms are taken against the same unguided estimate."""
+        is held, guidance is a no-op); history(x_sigma, sigma) -> (the estimate, the same from the short history), for
+        history guidance's steps (None: off). Both guidance terms are taken against the same unguided estimate (where
+        both apply to a step, the one `paired` gives)."""
         x = rng.standard_normal(shape, dtype=np.float32)
         x0 = x
         w, wh = self.cfg.key_guidance, self.cfg.history_guidance
         for k, (sigma, nxt) in enumerate(zip(self.sigmas, self.sigmas[1:])):
-            if w and paired is not None and k < self.cfg.guided_steps:
+            keyed = bool(w) and paired is not None and k < self.cfg.guided_steps
+            looked_back = bool(wh) and history is not None and k < self.cfg.history_steps
+            if keyed:
                 plain, none = paired(x, sigma)
                 x0 = plain + w * (plain - none)
-            else:
-                plain = x0 = denoise(x, sigma)
-            if wh and short is not None and k < self.cfg.history_steps:
-                x0 = x0 + wh * (plain - short(x, sigma))
+            if looked_back:
+                estimate, short = history(x, sigma)
+                plain = plain if keyed else estimate
+                x0 = (x0 if keyed else plain) + wh * (plain - short)
+            if not (keyed or looked_back):
+                x0 = denoise(x, sigma)
             x0 = np.asarray(x0, np.float32)
             if nxt <= 0:
                 break

@@ -22,6 +22,12 @@ class Stepper(Protocol):
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         """Puts frame `time` into the context (tokens with additive noise of std sigma, 0 for clean)."""
 
+    def denoise_alongside(self, other: "Stepper", tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
+        """denoise() of this stepper and of `other` (same world, own cache: history guidance's short one), as one call where the backend can."""
+
+    def commit_alongside(self, other: "Stepper", tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
+        """commit() into this stepper and `other`, as one call where the backend can."""
+
     def clear(self) -> None:
         """Empties the context (the cache stays allocated)."""
 

@@ -225,6 +225,47 @@ class OnnxStepper:
         clean = self.step.run(["clean"], feeds)[0]
         return tuple(np.split(clean, 2))
 
+    def _batched_with(self, other) -> bool:
+        """Whether this stepper and `other` can run as one call of twice the batch: on the CPU, where both
+        caches live in host arrays."""
+        return self.device == "cpu" and isinstance(other, OnnxStepper) and other.device == "cpu"
+
+    def _run_with(self, other: "OnnxStepper", tokens, sigma, keys, time, role, bias, other_bias, outputs):
+        k = np.concatenate([self._host[self.current], other._host[other.current]], axis=1)
+        v = np.concatenate([self._host[2 + self.current], other._host[2 + other.current]], axis=1)
+        feeds = self._feeds(np.concatenate([tokens, tokens]), sigma, np.concatenate([keys, keys]), time, role, np.concatenate([bias, other_bias]))
+        feeds["cache_k"], feeds["cache_v"] = k, v
+        return self.step.run(outputs, feeds)
+
+    def denoise_alongside(self, other, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
+        """denoise() of this stepper and of `other` (the same world, its own cache: history guidance's short one),
+        as one call of twice the batch on the CPU."""
+        if not self._batched_with(other):
+            return self.denoise(tokens, sigma, keys, time), other.denoise(tokens, sigma, keys, time)
+        bias, other_bias = self._windowed(self.bias, time, False), other._windowed(other.bias, time, False)
+        (clean,) = self._run_with(other, tokens, sigma, keys, time, 0.0, bias, other_bias, ["clean"])
+        return tuple(np.split(clean, 2))
+
+    def commit_alongside(self, other, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
+        """commit() into this stepper and `other`, as one call of twice the batch on the CPU: the new entries are
+        written straight into both host caches."""
+        if not self._batched_with(other):
+            self.commit(tokens, sigma, keys, time)
+            other.commit(tokens, sigma, keys, time)
+            return
+        slot = self._slot(time)
+        biases = []
+        for s in (self, other):
+            bias = s.bias.copy()
+            bias[:, slot] = -np.inf  # the frame this one replaces is not part of its context
+            biases.append(s._windowed(bias, time, True))
+        new_k, new_v = self._run_with(other, tokens, sigma, keys, time, 1.0, *biases, ["new_k", "new_v"])
+        b = tokens.shape[0]
+        for s, part in ((self, slice(0, b)), (other, slice(b, 2 * b))):
+            s._host[s.current][:, :, :, slot] = new_k[:, part]  # the arrays the current ring's OrtValues wrap
+            s._host[2 + s.current][:, :, :, slot] = new_v[:, part]
+            s.bias[:, slot] = 0.0
+
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         slot = self._slot(time)
         bias = self.bias.copy()
