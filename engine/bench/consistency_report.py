@@ -67,6 +67,8 @@ def markdown(report: dict, figures: list[str]) -> str:
         f"Seeds {report['seeds'][0]}..{report['seeds'][-1]} ({len(report['seeds'])}, none used in training). "
         f"{report['seconds']} s.\n",
     ]
+    for r in report.get("remeasured", []):  # parts run again later, same world, seeds and settings (tools/remeasure.py)
+        lines.append(f"Re-measured on {r['date']} at commit {r['commit']}: {', '.join(r['sections'])}. Why: {r['why']}\n")
     tf = report.get("teacher_forced")
     if tf:
         lines += [
