@@ -224,30 +224,3 @@ def test_a_continued_world_can_get_a_longer_memory_but_not_another_shape(tiny_da
     wide = resolve_preset("tiny", [f"dynamics.width={2 * read_spec(tiny_world).dynamics.width}"], steps=2)
     with pytest.raises(SkyloopError, match="dynamics.width"):
         train_world(tiny_dataset, wide, tmp_path / "wide.safetensors", run_dir=tmp_path / "wide", threads=1, progress=False, init_from=tiny_world)
-
-
-def test_motion_weight_puts_the_loss_on_the_tokens_that_move():
-    from engine.dynamics.model import motion_weights
-
-    model, _, keys = _model_and_windows()
-    tokens = torch.zeros(3, 5, 4, 8)
-    tokens[:, 1::2, 0] = 1.0  # token 0 flips every frame (a moving ball); tokens 1-3 never change (background)
-    weight = motion_weights(tokens, 4.0)
-    assert weight.shape == (3, 4, 4)
-    assert torch.allclose(weight[..., 1:], torch.ones(3, 4, 3)), "a static token weighs 1"
-    assert torch.allclose(weight[..., 0], torch.full((3, 4), 17.0)), "the moving one 1 + 4 * change / mean change"
-
-    def loss_when_wrong_on(token, strength):
-        model.cfg.motion_weight = strength
-
-        def forward(**inputs):  # a model exact everywhere but on one token
-            out = tokens[:, 1:].clone()
-            out[:, :, token] += 0.5
-            return out
-
-        return model.training_loss(tokens, keys, forward=forward).item()
-
-    assert loss_when_wrong_on(0, 0.0) == pytest.approx(loss_when_wrong_on(2, 0.0)), "plain MSE: every token alike"
-    assert loss_when_wrong_on(0, 4.0) > loss_when_wrong_on(0, 0.0), "an error on the moving token costs more"
-    assert loss_when_wrong_on(2, 4.0) < loss_when_wrong_on(2, 0.0), "an error on the background costs less"
-    assert loss_when_wrong_on(0, 4.0) == pytest.approx(0.25 * 17 / (17 + 3)), "weighted mean of the squared errors"

@@ -59,8 +59,6 @@ class DynamicsConfig:
     rollout_refresh: int = 0  # training: 0 = roll out each batch's windows in place; N = cut them from a buffer of own
     #   rollouts from real warm-up contexts, regenerated every N steps (self_forcing.RolloutBuffer)
     rollout_buffer: int = 64  # training: rollouts in that buffer
-    motion_weight: float = 0.0  # training: a target token's loss weight is 1 + this * (its real change since the frame
-    #   before / the batch's mean change), so small moving things (balls, sprites) are not drowned by static background; 0 = plain MSE
 
     @property
     def tokens_per_frame(self) -> int:
@@ -321,8 +319,7 @@ class Dynamics(nn.Module):
         forward=None,
     ) -> torch.Tensor:
         """The training objective on windows of W + 1 frames: noise them (`training_inputs`), predict the clean
-        targets, x0-prediction MSE over every target token (float32 whatever the autocast), weighted towards the
-        tokens that move when `motion_weight` > 0 (`motion_weights`).
+        targets, x0-prediction MSE over every target token (float32 whatever the autocast).
 
         context_clean: own-rollout context (self forcing, see self_forcing.py); forward: the module to run,
         a DDP or compiled wrapper of this one (default: this one).
@@ -330,11 +327,7 @@ class Dynamics(nn.Module):
         inputs = self.training_inputs(window_tokens, window_keys, context_clean, generator)
         target_clean = inputs.pop("target_clean")
         predicted_clean = (self if forward is None else forward)(**inputs)  # not `forward or self`: a compiled module has no truth value
-        error = (predicted_clean.float() - target_clean).pow(2)  # [B, W, N, D]
-        if self.cfg.motion_weight <= 0:
-            return error.mean()
-        weight = motion_weights(window_tokens, self.cfg.motion_weight)  # [B, W, N]
-        return (error.mean(-1) * weight).sum() / weight.sum()
+        return (predicted_clean.float() - target_clean).pow(2).mean()
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: matrices decay; norms, biases and position tables do not."""
@@ -364,16 +357,6 @@ class Dynamics(nn.Module):
             new_k.append(k)
             new_v.append(v)
         return self._out(x, cond)[:, 0], torch.stack(new_k), torch.stack(new_v)
-
-
-def motion_weights(window_tokens: torch.Tensor, strength: float) -> torch.Tensor:
-    """Loss weights [B, W, N] of the target tokens of windows [B, W+1, N, D]: 1 + strength * c / mean(c), where c is
-    a token's squared change from the same token of the frame before (real frames only, so self forcing's own
-    context does not move the weights) and the mean is over the batch. A static token weighs about 1, a ball's
-    token many times more; no gradient flows through the weights."""
-    real = window_tokens.detach().float()
-    change = (real[:, 1:] - real[:, :-1]).pow(2).mean(-1)  # [B, W, N]
-    return 1 + strength * change / change.mean().clamp_min(1e-8)
 
 
 def two_stream_mask(n_context: int, n_target: int, device=None, visible: torch.Tensor | None = None) -> torch.Tensor:

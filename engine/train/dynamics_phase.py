@@ -71,7 +71,6 @@ class DynamicsPhase:
         ctx.say(
             f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames"
             + (f", self forcing on {dcfg.rollout_p:.0%} of windows ({self.self_forcing.describe()})" if dcfg.rollout_p > 0 else "")
-            + (f", loss weighted towards moving tokens (motion_weight {dcfg.motion_weight:g})" if dcfg.motion_weight > 0 else "")
             + (f"; budget {cfg.budget_text()}" if cfg.budget_text() else "")
         )
 
