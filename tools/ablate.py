@@ -145,6 +145,11 @@ def main() -> None:
             f",ctx{sampler.get('context_noise', 0):g}"
             + (f",power{sampler['schedule_power']:g}" if sampler.get("schedule_power", 1) != 1 else "")
             + (f",keys{sampler['key_guidance']:g}x{sampler.get('guided_steps', 1)}" if sampler.get("key_guidance") else "")
+            + (
+                f",history{sampler['history_guidance']:g}:{sampler.get('history_frames', 1)}x{sampler.get('history_steps', 1)}"
+                if sampler.get("history_guidance")
+                else ""
+            )
         )
     training = report.get("training", {}) if args.cpu_minutes > 0 or elsewhere else {}
     gpu = elsewhere is not None and str(elsewhere.get("device", "")).startswith("cuda")
