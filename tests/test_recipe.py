@@ -224,3 +224,25 @@ def test_a_continued_world_can_get_a_longer_memory_but_not_another_shape(tiny_da
     wide = resolve_preset("tiny", [f"dynamics.width={2 * read_spec(tiny_world).dynamics.width}"], steps=2)
     with pytest.raises(SkyloopError, match="dynamics.width"):
         train_world(tiny_dataset, wide, tmp_path / "wide.safetensors", run_dir=tmp_path / "wide", threads=1, progress=False, init_from=tiny_world)
+
+
+def test_own_rollouts_use_history_guidance_as_play_does(tiny_world):
+    """A world whose sampler has history guidance: training's own rollouts (self forcing) are what play makes."""
+    from engine.dynamics.self_forcing import own_rollouts
+    from engine.world.session import World
+
+    guided = {"steps": 2, "history_guidance": 1.0, "history_frames": 1}
+    world = World.load(tiny_world, backend="torch", sampler=guided)
+    dynamics = load_bundle(tiny_world).dynamics.float().eval()
+    cfg = dynamics.cfg
+    g = torch.Generator().manual_seed(2)
+    tokens = torch.randn(1, 6, cfg.tokens_per_frame, cfg.token_dim, generator=g)
+    keys = (torch.rand(1, 6, cfg.num_keys, generator=g) < 0.5).float()
+    world.reset(None)  # the session builds its rollout, with the short-history cache
+    roll = world.rollout
+    roll.reset(tokens[:, :3].numpy(), keys[:, :3].numpy(), seed=9)
+    play = np.stack([roll.step(keys[:, t].numpy()) for t in range(3, 6)], axis=1)
+    own = own_rollouts(dynamics, tokens, keys, 3, world.sampler_cfg, seed=9)
+    np.testing.assert_allclose(own, play, atol=1e-5)
+    plain = own_rollouts(dynamics, tokens, keys, 3, SamplerConfig(steps=2), seed=9)
+    assert not np.allclose(own, plain, atol=1e-4), "and guidance is not silently off"

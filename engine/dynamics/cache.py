@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from engine.dynamics.model import Dynamics, DynamicsConfig
+from engine.dynamics.rollout import Rollout
+from engine.dynamics.sampler import FlowSampler, SamplerConfig
 from engine.dynamics.stepper import hidden_slots
 
 
@@ -117,3 +119,12 @@ class TorchStepper:
     def restore(self, state) -> None:
         for dst, src in zip((self.cache.k, self.cache.v, self.cache.bias), state):
             dst.copy_(src)
+
+
+def torch_rollout(dynamics: Dynamics, batch: int, device, sampler: SamplerConfig | FlowSampler) -> Rollout:
+    """A Rollout of `batch` worlds on the torch stepper with `sampler`, as a world session makes it: with history
+    guidance, a second, short-history cache too (training's own rollouts and evaluations then match play)."""
+    sampler = sampler if isinstance(sampler, FlowSampler) else FlowSampler(sampler)
+    cfg = dynamics.cfg
+    short = TorchStepper(dynamics, batch, device, window=sampler.cfg.history_frames) if sampler.cfg.history_guidance else None
+    return Rollout(TorchStepper(dynamics, batch, device), sampler, (batch, cfg.tokens_per_frame, cfg.token_dim), cfg.num_keys, short)

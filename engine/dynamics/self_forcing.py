@@ -26,10 +26,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.dynamics.cache import TorchStepper
+from engine.dynamics.cache import torch_rollout
 from engine.dynamics.model import Dynamics, DynamicsConfig
-from engine.dynamics.rollout import Rollout
-from engine.dynamics.sampler import FlowSampler, SamplerConfig
+from engine.dynamics.sampler import SamplerConfig
 from engine.errors import SkyloopError
 
 
@@ -45,7 +44,7 @@ def own_rollouts(dynamics: Dynamics, tokens: torch.Tensor, keys: torch.Tensor, w
     dynamics.eval()
     try:
         keys_np = keys.float().cpu().numpy()
-        roll = Rollout(TorchStepper(dynamics, b, tokens.device), FlowSampler(sampler), (b, n, d), keys_np.shape[-1])
+        roll = torch_rollout(dynamics, b, tokens.device, sampler)
         roll.reset(tokens[:, :warmup].float().cpu().numpy(), keys_np[:, :warmup], seed=seed)
         return np.stack([roll.step(keys_np[:, i]) for i in range(warmup, t)], axis=1)
     finally:

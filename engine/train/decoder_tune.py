@@ -32,9 +32,7 @@ import torch.nn.functional as F
 
 from engine.bench.metrics import psnr, sharpness
 from engine.data.dataset import Dataset
-from engine.dynamics.cache import TorchStepper
-from engine.dynamics.rollout import Rollout
-from engine.dynamics.sampler import FlowSampler
+from engine.dynamics.cache import torch_rollout
 from engine.errors import SkyloopError
 from engine.tokenizer.model import frames_to_unit, reconstruction_loss, unit_to_frames
 from engine.train.context import lr_at
@@ -100,7 +98,7 @@ class OwnRollouts:
         b = len(picks)
         ctx = self.tokenizer.encode(torch.from_numpy(frames[:, :w].reshape(b * w, *frames.shape[2:]))).view(b, w, -1, self.tokenizer.cfg.token_dim)
         n, d = ctx.shape[2:]
-        roll = Rollout(TorchStepper(self.dynamics, b, "cpu"), FlowSampler(self.sampler), (b, n, d), keys.shape[-1])
+        roll = torch_rollout(self.dynamics, b, "cpu", self.sampler)
         roll.reset(ctx.numpy(), keys[:, :w], seed=int(self.rng.integers(2**31)))
         own = np.stack([roll.step(keys[:, w + t]) for t in range(cfg.horizon)], axis=1)  # [B, H, N, D]
         tokens = torch.from_numpy(own.reshape(b * cfg.horizon, n, d)).float()

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from engine.bench.metrics import psnr
-from engine.dynamics.cache import TorchStepper
-from engine.dynamics.rollout import Rollout
+from engine.dynamics.cache import torch_rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
 from engine.tokenizer.model import Tokenizer, unit_to_frames
 
@@ -64,7 +63,7 @@ def evaluate_dynamics(
     toks = np.stack([episodes[e][0][s : s + ctx_len + 1] for e, s in picks]).astype(np.float32)
     keys = np.stack([episodes[e][2][s : s + ctx_len + 1] for e, s in picks]).astype(np.float32)
     real = np.stack([episodes[e][1][s + ctx_len] for e, s in picks])
-    roll = Rollout(TorchStepper(model, len(picks), device), sampler, toks.shape[:1] + toks.shape[2:], cfg.num_keys)
+    roll = torch_rollout(model, len(picks), device, sampler)
     roll.reset(toks[:, :ctx_len], keys[:, :ctx_len], seed=0)
     pred = decode(tokenizer, roll.predict(keys[:, ctx_len]), device)
     recon = decode(tokenizer, toks[:, ctx_len], device)
@@ -77,7 +76,7 @@ def evaluate_dynamics(
     # Autoregressive: start from one real frame, follow the episode's keys.
     starts = [(i % len(episodes)) for i in range(ar_starts)]
     n = min(ar_frames, min(len(episodes[e][0]) for e in starts) - 1)
-    ar = Rollout(TorchStepper(model, len(starts), device), sampler, (len(starts),) + hold_tokens[0].shape[1:], cfg.num_keys)
+    ar = torch_rollout(model, len(starts), device, sampler)
     ar.reset(np.stack([episodes[e][0][:1] for e in starts]).astype(np.float32), seed=0)
     generated = []
     for t in range(1, n + 1):
