@@ -158,6 +158,8 @@ def main():
                 + ", ".join(f"{k}: {v:.1f}" for k, v in ar["psnr_mean"].items())
                 + f"; action agreement {s.get('action_agreement')}, motion direction {s.get('motion_direction_agreement')}.\n",
             ]
+        for r in report.get("remeasured", []):  # sections run again later (tools/remeasure.py)
+            lines += [f"Re-measured on {r['date']} at commit {r['commit']}: {', '.join(r['sections'])}. Why: {r['why']}\n"]
         for name, caption in (
             ("play.gif", "played in a window with real key presses (tools/record_demo.py)"),
             ("main_clip_tour.png", "the main command's clip (`tools/skyloop` with no display: 300 frames, tour keys), every 10th frame"),
