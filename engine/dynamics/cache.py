@@ -25,11 +25,13 @@ class KVCache:
         shape = (cfg.depth, batch, cfg.heads, cfg.cache_tokens, cfg.head_dim)
         self.cfg = cfg
         self.window = cfg.context if window is None else window
-        hidden_slots(0, self.window, cfg.context, False)  # checks the window
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.bias = torch.full((batch, cfg.cache_tokens), float("-inf"), device=device, dtype=dtype)
-        self.commit_bias = self.bias.clone()  # scratch: bias with the slot being replaced masked
+        self.scratch = self.bias.clone()  # the bias one frame attends with
+        # hidden[commit][t % W]: the token slots frame t may not see (hidden_slots depends on t only modulo W)
+        hidden = [[np.repeat(hidden_slots(t, self.window, cfg.context, commit), cfg.tokens_per_frame) for t in range(cfg.context)] for commit in (False, True)]
+        self.hidden = torch.from_numpy(np.array(hidden)).to(device)
 
     def clear(self) -> None:
         self.bias.fill_(float("-inf"))
@@ -40,22 +42,16 @@ class KVCache:
         return slice(s * n, (s + 1) * n)
 
     def bias_for_commit(self, time: int) -> torch.Tensor:
-        self.commit_bias.copy_(self.bias)
-        self.commit_bias[:, self.slot(time)] = float("-inf")
-        return self._windowed(self.commit_bias, time, True)
+        """Committing frame `time`: the filled slots of its window, not the one it replaces."""
+        return self._bias_for(time, True)
 
     def bias_for_denoise(self, time: int) -> torch.Tensor:
-        if self.window == self.cfg.context:
-            return self.bias
-        self.commit_bias.copy_(self.bias)
-        return self._windowed(self.commit_bias, time, False)
+        """Predicting frame `time`: the filled slots of its window (every filled slot without a shorter window)."""
+        return self.bias if self.window == self.cfg.context else self._bias_for(time, False)
 
-    def _windowed(self, bias: torch.Tensor, time: int, commit: bool) -> torch.Tensor:
-        """bias with the slots of frames older than the window masked too (in place)."""
-        if self.window < self.cfg.context:
-            hidden = np.repeat(hidden_slots(time, self.window, self.cfg.context, commit), self.cfg.tokens_per_frame)
-            bias[:, torch.from_numpy(hidden).to(bias.device)] = float("-inf")
-        return bias
+    def _bias_for(self, time: int, commit: bool) -> torch.Tensor:
+        self.scratch.copy_(self.bias)
+        return self.scratch.masked_fill_(self.hidden[int(commit), time % self.cfg.context], float("-inf"))
 
     def write(self, time: int, k: torch.Tensor, v: torch.Tensor) -> None:
         s = self.slot(time)

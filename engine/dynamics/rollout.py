@@ -20,12 +20,15 @@ class Rollout:
         is committed to it too."""
         self.stepper = stepper
         self.short = short
-        self.steppers = [stepper] if short is None else [stepper, short]
         self.sampler = sampler
         self.shape = tokens_shape  # (B, N, D)
         self.num_keys = num_keys
         self.time = 0
         self.rng = np.random.default_rng(0)
+
+    @property
+    def steppers(self) -> list[Stepper]:
+        return [self.stepper] if self.short is None else [self.stepper, self.short]
 
     def reset(self, context_tokens: np.ndarray, context_keys: np.ndarray | None = None, seed: int = 0) -> None:
         """context_tokens [B, T, N, D] of real frames, committed clean at times 0..T-1."""

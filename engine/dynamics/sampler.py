@@ -99,13 +99,15 @@ class FlowSampler:
             looked_back = bool(wh) and history is not None and k < self.cfg.history_steps
             if keyed:
                 plain, none = paired(x, sigma)
-                x0 = plain + w * (plain - none)
             if looked_back:
                 estimate, short = history(x, sigma)
-                plain = plain if keyed else estimate
-                x0 = (x0 if keyed else plain) + wh * (plain - short)
-            if not (keyed or looked_back):
-                x0 = denoise(x, sigma)
+            if not keyed:
+                plain = estimate if looked_back else denoise(x, sigma)
+            x0 = plain
+            if keyed:
+                x0 = x0 + w * (plain - none)
+            if looked_back:
+                x0 = x0 + wh * (plain - short)
             x0 = np.asarray(x0, np.float32)
             if nxt <= 0:
                 break

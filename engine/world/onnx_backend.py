@@ -134,7 +134,10 @@ class OnnxStepper:
         ort = backend.ort
         c = backend.spec.dynamics
         self.window = c.context if window is None else window  # < context: a short-history cache (history guidance)
-        hidden_slots(0, self.window, c.context, False)  # checks the window
+        # hidden[commit][t % W]: the token slots frame t may not see (hidden_slots depends on t only modulo W)
+        self.hidden = np.array(
+            [[np.repeat(hidden_slots(t, self.window, c.context, commit), c.tokens_per_frame) for t in range(c.context)] for commit in (False, True)]
+        )
         dev = backend.ort_device
         self.cfg = c
         self.step = backend.sessions["step"]
@@ -200,17 +203,17 @@ class OnnxStepper:
         self.step.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
-    def _windowed(self, bias: np.ndarray, time: int, commit: bool) -> np.ndarray:
-        """bias with the slots of frames older than the window masked too (a copy; the bias itself when no window)."""
-        if self.window == self.cfg.context:
-            return bias
-        hidden = np.repeat(hidden_slots(time, self.window, self.cfg.context, commit), self.cfg.tokens_per_frame)
-        out = bias.copy()
-        out[:, hidden] = -np.inf
+    def _bias_for(self, time: int, commit: bool) -> np.ndarray:
+        """The cache bias frame `time` attends with: the filled slots of its window and, committing, not the slot it
+        replaces (the bias itself where nothing more is hidden)."""
+        if self.window == self.cfg.context and not commit:
+            return self.bias
+        out = self.bias.copy()
+        out[:, self.hidden[int(commit), time % self.cfg.context]] = -np.inf
         return out
 
     def denoise(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> np.ndarray:
-        return self._run_step(tokens, sigma, keys, time, 0.0, self._windowed(self.bias, time, False))
+        return self._run_step(tokens, sigma, keys, time, 0.0, self._bias_for(time, False))
 
     def denoise_pair(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, other_keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
         """denoise() under two sets of keys (key guidance). On the CPU as one call of twice the batch, which costs
@@ -219,7 +222,7 @@ class OnnxStepper:
             return self.denoise(tokens, sigma, keys, time), self.denoise(tokens, sigma, other_keys, time)
         k, v = self._host[self.current], self._host[2 + self.current]  # what self.k/v[current] wrap
         feeds = self._feeds(
-            np.concatenate([tokens, tokens]), sigma, np.concatenate([keys, other_keys]), time, 0.0, np.tile(self._windowed(self.bias, time, False), (2, 1))
+            np.concatenate([tokens, tokens]), sigma, np.concatenate([keys, other_keys]), time, 0.0, np.tile(self._bias_for(time, False), (2, 1))
         )
         feeds["cache_k"], feeds["cache_v"] = np.concatenate([k, k], axis=1), np.concatenate([v, v], axis=1)
         clean = self.step.run(["clean"], feeds)[0]
@@ -242,8 +245,7 @@ class OnnxStepper:
         as one call of twice the batch on the CPU."""
         if not self._batched_with(other):
             return self.denoise(tokens, sigma, keys, time), other.denoise(tokens, sigma, keys, time)
-        bias, other_bias = self._windowed(self.bias, time, False), other._windowed(other.bias, time, False)
-        (clean,) = self._run_with(other, tokens, sigma, keys, time, 0.0, bias, other_bias, ["clean"])
+        (clean,) = self._run_with(other, tokens, sigma, keys, time, 0.0, self._bias_for(time, False), other._bias_for(time, False), ["clean"])
         return tuple(np.split(clean, 2))
 
     def commit_alongside(self, other, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
@@ -254,12 +256,7 @@ class OnnxStepper:
             other.commit(tokens, sigma, keys, time)
             return
         slot = self._slot(time)
-        biases = []
-        for s in (self, other):
-            bias = s.bias.copy()
-            bias[:, slot] = -np.inf  # the frame this one replaces is not part of its context
-            biases.append(s._windowed(bias, time, True))
-        new_k, new_v = self._run_with(other, tokens, sigma, keys, time, 1.0, *biases, ["new_k", "new_v"])
+        new_k, new_v = self._run_with(other, tokens, sigma, keys, time, 1.0, self._bias_for(time, True), other._bias_for(time, True), ["new_k", "new_v"])
         b = tokens.shape[0]
         for s, part in ((self, slice(0, b)), (other, slice(b, 2 * b))):
             s._host[s.current][:, :, :, slot] = new_k[:, part]  # the arrays the current ring's OrtValues wrap
@@ -268,9 +265,7 @@ class OnnxStepper:
 
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         slot = self._slot(time)
-        bias = self.bias.copy()
-        bias[:, slot] = -np.inf  # the frame this one replaces is not part of its context
-        self._run_step(tokens, sigma, keys, time, 1.0, self._windowed(bias, time, True))
+        self._run_step(tokens, sigma, keys, time, 1.0, self._bias_for(time, True))
         start = np.array(slot.start, np.int64)
         nxt = 1 - self.current
         for ring, entries in ((self.k, self.new_k), (self.v, self.new_v)):

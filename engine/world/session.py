@@ -41,7 +41,7 @@ class World:
         except ValueError as exc:
             raise SkyloopError(f"sampler settings: {exc}") from None
         c = self.sampler_cfg
-        if c.history_guidance and not 1 <= c.history_frames < spec.dynamics.context:
+        if c.history_guidance and c.history_frames >= spec.dynamics.context:  # FlowSampler has checked >= 1
             raise SkyloopError(
                 f"history guidance's reference must see fewer frames than the world's context ({spec.dynamics.context}), got history frames {c.history_frames}"
             )
