@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 
 from engine.bench import metrics as M
+from engine.bench.compare import compare_reports
 from engine.bench.consistency import QUICK, Scenes, action_following, autoregressive, eval_seeds, loop_closure, stability, teacher_forced
 from engine.bench.plausibility import FrameBank, real_bank
+from engine.bench.stats import paired_mean_difference, paired_ratio_difference, ratio_interval
+from engine.errors import SkyloopError
 from scenes import make_scene
 
 
@@ -133,6 +136,9 @@ def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     assert loop["available"] and loop["self_psnr"] == M.PSNR_CAP and loop["gt_psnr"] == M.PSNR_CAP
     act = action_following(perfect, make, SEEDS, cfg, lambda n: None)
     assert act["agreement"] == 1.0 and act["branch_difference_ratio"] == pytest.approx(1.0)
+    forks = act["per_fork"]  # the units of the intervals: one entry per fork, summing to the pooled figures
+    assert len(forks["agree_frames"]) == cfg.forks and sum(forks["agree_frames"]) == act["compared_frames"]
+    assert sum(forks["agree_right"]) == act["compared_frames"] and act["agreement_interval"] == [1.0, 1.0]
     late = action_following(perfect, make, SEEDS, cfg, lambda n: None, warmup=cfg.late_warmup)
     assert late["warmup"] == cfg.late_warmup != act["warmup"] and late["branch_difference_ratio"] == pytest.approx(1.0)
     assert late["motion_samples"] > 0 and late["motion_direction_agreement"] == 1.0
@@ -145,6 +151,10 @@ def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     assert tf["psnr"] == pytest.approx(tf["floor_repeat_last_psnr"])
     ar, _ = autoregressive(frozen, Scenes(make, SEEDS), cfg, lambda n: None, bank)
     assert ar["psnr_mean"] == pytest.approx(ar["floor_repeat_first_psnr"])
+    for step, per_seed in ar["psnr_per_seed"].items():  # kept per seed, for paired comparisons between worlds
+        assert len(per_seed) == len(SEEDS) and np.mean(per_seed) == pytest.approx(ar["psnr_mean"][step])
+        lo, hi = ar["psnr_interval"][step]
+        assert lo <= ar["psnr_mean"][step] <= hi
     late = action_following(frozen, make, SEEDS, cfg, lambda n: None, warmup=cfg.late_warmup)
     assert late["branch_difference_ratio"] == 0 and late["motion_direction_agreement"] < 1, "keys that steer nothing late"
 
@@ -225,6 +235,70 @@ def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
     assert set(line["psnr_ar"]) == {"1", "4", "16", "32"}
     for name in ("report.md", "report.json", "autoregressive.png", "strip.png", "loop_closure.png", "stability.png"):
         assert (tmp_path / "c" / name).stat().st_size > 200, name
+
+
+# ---- how sure a figure is: bootstrap intervals and paired comparisons --------------------
+def test_ratio_interval_brackets_the_pooled_ratio_and_narrows_with_more_units():
+    rng = np.random.default_rng(0)
+    frames = np.full(16, 10)
+    right = rng.binomial(10, 0.6, 16)
+    lo, hi = ratio_interval(right, frames)
+    assert lo < right.sum() / frames.sum() < hi and hi - lo < 0.3
+    lo64, hi64 = ratio_interval(np.tile(right, 4), np.tile(frames, 4))
+    assert hi64 - lo64 < 0.6 * (hi - lo)  # four times the units: about half the width
+    assert ratio_interval([3], [5]) is None and ratio_interval([1, 2], [0, 0]) is None  # nothing to resample
+
+
+def test_a_paired_difference_sees_what_two_separate_intervals_cannot():
+    rng = np.random.default_rng(1)
+    frames = np.full(16, 10)
+    a = rng.integers(1, 10, 16)  # forks differ a lot from each other...
+    b = np.minimum(a + 1, 10)  # ...and B is right one frame more on (nearly) every fork
+    lo_a, hi_a = ratio_interval(a, frames)
+    lo_b, hi_b = ratio_interval(b, frames)
+    assert lo_b < hi_a, "separately, the two intervals overlap"
+    paired = paired_ratio_difference(a, frames, b, frames)
+    assert paired["difference"] == pytest.approx((b.sum() - a.sum()) / frames.sum()) and paired["interval"][0] > 0
+    same = paired_ratio_difference(a, frames, a, frames)
+    assert same["difference"] == 0 and same["interval"] == [0.0, 0.0]
+    seeds = paired_mean_difference([15.0, 17.0, None, 16.0], [16.0, 18.5, 20.0, 16.5])  # a seed whose game ended: skipped
+    assert seeds["units"] == 3 and seeds["difference"] == pytest.approx(1.0) and seeds["interval"][0] > 0
+
+
+def _report(agree_right, world="w.safetensors", forks=4, scene="maze"):
+    per_fork = {
+        "agree_right": agree_right,
+        "agree_frames": [8] * len(agree_right),
+        "spread_world": [1.0] * len(agree_right),
+        "spread_real": [2.0] * len(agree_right),
+    }
+    return {
+        "benchmark": "consistency",
+        "world": world,
+        "scene": scene,
+        "seeds": [1, 2],
+        "config": {"forks": forks, "fork_length": 4, "warmup": 4},
+        "action_following": {"agreement": sum(agree_right) / (8 * len(agree_right)), "branch_difference_ratio": 0.5, "per_fork": per_fork},
+    }
+
+
+def test_bench_compare_calls_a_difference_only_when_its_interval_excludes_zero(tmp_path, cli):
+    a, b = _report([4, 5, 6, 4, 5, 6]), _report([6, 7, 8, 6, 7, 8], world="b.safetensors")
+    rows = {r["figure"]: r for r in compare_reports(a, b)["rows"]}
+    assert rows["agreement"]["verdict"] == "**B higher**" and rows["agreement"]["difference"] == pytest.approx(0.25)
+    assert rows["branch spread"]["verdict"] == "within noise" and rows["branch spread"]["interval"] == [0.0, 0.0]
+    tf = {"teacher_forced": {"psnr": 30.0}}
+    other = compare_reports({**a, **tf}, {**_report([6, 7, 8, 6, 7, 8], forks=8), **tf})  # other fork settings: other forks
+    assert [r["figure"] for r in other["rows"]] == ["teacher-forced PSNR (dB)"] and "differ in forks" in other["notes"][0]
+    with pytest.raises(SkyloopError, match="different scenes"):
+        compare_reports(a, _report([4, 5, 6, 4, 5, 6], scene="bounce"))
+    for name, report in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(report))
+    proc = cli("bench", "compare", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "cmp", check=True)
+    assert "B higher" in proc.stdout and (tmp_path / "cmp" / "compare.md").exists()
+    proc = cli("bench", "compare", tmp_path / "a", tmp_path / "missing")
+    assert proc.returncode != 0 and "no consistency report there" in proc.stderr
 
 
 def test_training_throughput_bench(tmp_path, cli):

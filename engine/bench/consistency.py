@@ -38,6 +38,7 @@ from engine.actions import StickyRandom
 from engine.bench import metrics as M
 from engine.bench.machine import machine, write_report
 from engine.bench.plausibility import FrameBank, masked_psnr, real_bank
+from engine.bench.stats import mean_interval, ratio_interval
 from engine.errors import SkyloopError
 
 
@@ -197,6 +198,10 @@ def _nanmean(x) -> float | None:
     return float(np.nanmean(x)) if np.isfinite(x).any() else None
 
 
+def _per_seed(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(v) else float(v) for v in values]
+
+
 def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict) -> dict:
     """Nearest-real-frame PSNR of generated frames against that of real ones (the ceiling), whole frame and foreground.
 
@@ -267,6 +272,8 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
             "psnr_mean": per_step(np.nanmean, psnr_c),
             "psnr_std": per_step(np.nanstd, psnr_c),
             "psnr_min": per_step(np.nanmin, psnr_c),
+            "psnr_interval": {str(s): mean_interval(_per_seed(psnr_c[s - 1])) for s in steps},  # over seeds (stats.py)
+            "psnr_per_seed": {str(s): _per_seed(psnr_c[s - 1]) for s in steps},  # None: that seed's game had ended
             "ssim_mean": per_step(np.nanmean, ssim_c),
             "ssim_std": per_step(np.nanstd, ssim_c),
             "floor_repeat_first_psnr": per_step(np.nanmean, first_c),
@@ -480,26 +487,38 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
     votes = np.concatenate([correct_a[real_differs], correct_b[real_differs]])
     d_world = np.abs(wa.astype(float) - wb.astype(float)).mean(axis=(2, 3, 4)) * both_on
     d_real = np.abs(ra.astype(float) - rb.astype(float)).mean(axis=(2, 3, 4)) * both_on
+    per_fork = {  # the units of the intervals below and of `bench compare`: forks, not frames (see stats.py)
+        "agree_right": ((correct_a & real_differs).sum(0) + (correct_b & real_differs).sum(0)).tolist(),
+        "agree_frames": (2 * real_differs.sum(0)).tolist(),
+        "spread_world": d_world.sum(0).tolist(),
+        "spread_real": d_real.sum(0).tolist(),
+    }
     out = {
         "forks": cfg.forks,
         "warmup": warmup,
         "branch_length": cfg.fork_length,
         "forks_whose_game_ended": int((~both_on).any(0).sum()),
         "agreement": float(votes.mean()) if len(votes) else None,
+        "agreement_interval": ratio_interval(per_fork["agree_right"], per_fork["agree_frames"]),
         "compared_frames": int(len(votes)),
         "branch_difference_ratio": float(d_world.sum() / max(d_real.sum(), 1e-9)),
+        "branch_difference_ratio_interval": ratio_interval(per_fork["spread_world"], per_fork["spread_real"]),
+        "per_fork": per_fork,
     }
     turn_keys = [n for n in names if "turn" in n or n in ("left", "right")]
     if turn_keys:  # camera or player moves sideways: does the picture move the same way?
-        signs = []
+        right, moves = np.zeros(wa.shape[1], int), np.zeros(wa.shape[1], int)  # per fork
         for w_frames, r_frames in ((wa, ra), (wb, rb)):
             for b in range(w_frames.shape[1]):
                 for t in range(1, w_frames.shape[0]):
                     real_shift = M.horizontal_shift(r_frames[t - 1, b], r_frames[t, b])
                     if abs(real_shift) > 1.0:
-                        signs.append(np.sign(M.horizontal_shift(w_frames[t - 1, b], w_frames[t, b])) == np.sign(real_shift))
-        out["motion_direction_agreement"] = float(np.mean(signs)) if signs else None
-        out["motion_samples"] = len(signs)
+                        moves[b] += 1
+                        right[b] += np.sign(M.horizontal_shift(w_frames[t - 1, b], w_frames[t, b])) == np.sign(real_shift)
+        out["motion_direction_agreement"] = float(right.sum() / moves.sum()) if moves.sum() else None
+        out["motion_direction_interval"] = ratio_interval(right, moves)
+        out["motion_samples"] = int(moves.sum())
+        per_fork["direction_right"], per_fork["direction_moves"] = right.tolist(), moves.tolist()
     return out
 
 

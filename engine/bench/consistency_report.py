@@ -87,12 +87,12 @@ def markdown(report: dict, figures: list[str]) -> str:
         lines += [
             "## Autoregressive rollout\n",
             f"![autoregressive curves]({'autoregressive.png'})\n",
-            "| step | PSNR mean | PSNR std | PSNR min | SSIM mean | floor: repeat first frame |",
-            "|---|---|---|---|---|---|",
+            "| step | PSNR mean | 95% interval of the mean (over seeds) | PSNR std | PSNR min | SSIM mean | floor: repeat first frame |",
+            "|---|---|---|---|---|---|---|",
         ]
         for k in ar["psnr_mean"]:
             lines.append(
-                f"| {k} | {_db(ar['psnr_mean'][k])} | {_db(ar['psnr_std'][k])} | {_db(ar['psnr_min'][k])} | "
+                f"| {k} | {_db(ar['psnr_mean'][k])} | {_span(ar.get('psnr_interval', {}).get(k), _db) or '–'} | {_db(ar['psnr_std'][k])} | {_db(ar['psnr_min'][k])} | "
                 f"{_db(ar['ssim_mean'][k], 4)} | {_db(ar['floor_repeat_first_psnr'][k])} |"
             )
         if ar.get("games_ended"):
@@ -149,11 +149,14 @@ def markdown(report: dict, figures: list[str]) -> str:
     if act:
         lines += [
             "## Action following (forked key sequences)\n",
-            f"Each world branch is closer to its own real branch than to the other in **{_pct(act['agreement'])}** of "
-            f"{act['compared_frames']} frames (chance: 50%). The world's branches differ by {act['branch_difference_ratio']:.2f}x "
+            f"Each world branch is closer to its own real branch than to the other in **{_pct(act['agreement'])}**"
+            f"{_aside(act.get('agreement_interval'), _pct)} of {act['compared_frames']} frames of {act['forks']} forks (chance: 50%). "
+            f"The world's branches differ by {act['branch_difference_ratio']:.2f}x"
+            f"{_aside(act.get('branch_difference_ratio_interval'), _x)} "
             f"as much as the real ones."
             + (
-                f" Sideways motion goes the right way in {_pct(act.get('motion_direction_agreement'))} of {act.get('motion_samples')} moves."
+                f" Sideways motion goes the right way in {_pct(act.get('motion_direction_agreement'))}"
+                f"{_aside(act.get('motion_direction_interval'), _pct)} of {act.get('motion_samples')} moves."
                 if act.get("motion_samples")
                 else ""
             )
@@ -163,10 +166,11 @@ def markdown(report: dict, figures: list[str]) -> str:
     if late:
         lines.append(
             f"Late forks, after {late['warmup']} ticks of the world's own rollout (it has wandered from the real trajectory by "
-            f"then, so agreement, {_pct(late['agreement'])}, means little): the branches differ by {late['branch_difference_ratio']:.2f}x as much as "
-            "the real ones"
+            f"then, so agreement, {_pct(late['agreement'])}, means little): the branches differ by {late['branch_difference_ratio']:.2f}x"
+            f"{_aside(late.get('branch_difference_ratio_interval'), _x)} as much as the real ones"
             + (
-                f", and sideways motion goes the way the keys say in {_pct(late.get('motion_direction_agreement'))} of {late.get('motion_samples')} moves"
+                f", and sideways motion goes the way the keys say in {_pct(late.get('motion_direction_agreement'))}"
+                f"{_aside(late.get('motion_direction_interval'), _pct)} of {late.get('motion_samples')} moves"
                 if late.get("motion_samples")
                 else ""
             )
@@ -222,3 +226,17 @@ def _db(v, digits: int = 2) -> str:
 
 def _pct(v):
     return "n/a" if v is None else f"{100 * v:.0f}%"
+
+
+def _x(v):
+    return f"{v:.2f}x"
+
+
+def _span(interval, fmt) -> str:
+    """'lo-hi' of a 95% bootstrap interval (engine/bench/stats.py), or '' for reports written before they were kept."""
+    return f"{fmt(interval[0])}-{fmt(interval[1])}" if interval else ""
+
+
+def _aside(interval, fmt) -> str:
+    span = _span(interval, fmt)
+    return f" ({span}, 95% interval)" if span else ""

@@ -1,4 +1,4 @@
-"""`skyloop bench speed|train|consistency|scenes`."""
+"""`skyloop bench speed|train|consistency|compare|scenes`."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def cmd_bench_consistency(args) -> int:
     from engine.bench.consistency import QUICK, ConsistencyConfig, bench_consistency
 
     cfg = QUICK if args.quick else ConsistencyConfig()
-    over = {k: v for k, v in (("seeds", args.seeds), ("frames", args.frames), ("stability_frames", args.stability_frames)) if v}
+    over = {k: v for k, v in (("seeds", args.seeds), ("frames", args.frames), ("stability_frames", args.stability_frames), ("forks", args.forks)) if v}
     if args.late_warmup is not None:
         over["late_warmup"] = args.late_warmup
     if args.loops:
@@ -70,6 +70,13 @@ def cmd_bench_consistency(args) -> int:
         speed=args.speed,
         parts=parts,
     )
+    return 0
+
+
+def cmd_bench_compare(args) -> int:
+    from engine.bench.compare import bench_compare
+
+    bench_compare(args.a, args.b, out=args.out)
     return 0
 
 
@@ -120,11 +127,17 @@ def add_parser(sub, parents: Parents) -> None:
     q.add_argument("--stability-frames", type=int, help="length of the stability runs (default 10000)")
     q.add_argument("--loops", help="comma-separated out lengths L for loop closure (default 2,4,8,16,32,64)")
     q.add_argument("--late-warmup", type=int, help="ticks of rollout before the late key-response forks (default 500; 0 = skip them)")
+    q.add_argument("--forks", type=int, help="action-following forks (default 16; more narrows the intervals of the key-response figures)")
     q.add_argument("--parts", help="comma-separated subset of tf,ar,loop,action,stability (default all)")
     q.add_argument("--quick", action="store_true", help="small settings that finish in under a minute on a CPU (for CI)")
     q.add_argument("--speed", action="store_true", help="also run bench speed and put it in the same report")
     q.add_argument("--out", default="runs/bench-consistency", help="report folder (default runs/bench-consistency)")
     q.set_defaults(func=cmd_bench_consistency)
+    q = bsub.add_parser("compare", help="two consistency reports side by side: B - A with paired 95%% intervals over the shared seeds and forks")
+    q.add_argument("a", help="report folder (or its report.json) of world A, the reference")
+    q.add_argument("b", help="report folder (or its report.json) of world B, run with the same settings")
+    q.add_argument("--out", help="also write compare.md and compare.json to this folder")
+    q.set_defaults(func=cmd_bench_compare)
     q = bsub.add_parser("scenes", help="ground-truth scene frame rate per core")
     q.add_argument("--scenes", nargs="*", default=["maze", "overworld", "bounce"], help="scenes to time")
     q.add_argument("--size", default="64x64", help="frame size HxW (default 64x64)")
