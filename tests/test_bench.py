@@ -233,6 +233,10 @@ def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
     ):
         assert key in line
     assert set(line["psnr_ar"]) == {"1", "4", "16", "32"}
+    spans = {k[len("psnr_ar@") :]: v for k, v in line["intervals"].items() if k.startswith("psnr_ar@")}  # over seeds
+    assert set(spans) == set(line["psnr_ar"])
+    for step, (lo, hi) in spans.items():
+        assert lo - 0.01 <= line["psnr_ar"][step] <= hi + 0.01  # rounded to 2 and 3 digits
     for name in ("report.md", "report.json", "autoregressive.png", "strip.png", "loop_closure.png", "stability.png"):
         assert (tmp_path / "c" / name).stat().st_size > 200, name
 

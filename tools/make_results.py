@@ -131,7 +131,7 @@ def main():
             f"Sampler: {SamplerConfig.from_json(sampler).describe()} (chosen by the sampler rows of [the ablations](ablations.md))"
             + f". {s.get('seeds')} seeds, {s.get('frames')}-frame rollouts, stability runs of {s.get('stability_frames')} frames. "
             f"Benchmark machine: {report['machine']['cpu']}, {report['machine']['cores']} cores.\n",
-            "| measure | goal | measured | |",
+            "| measure | goal | measured (95% interval, where kept) | |",
             "|---|---|---|---|",
         ]
         for key, label, goal, unit in goals_for(w):
@@ -140,7 +140,9 @@ def main():
                 why = "n/a: physics is not reversible" if key.startswith("loop_") else "not measured"
                 lines.append(f"| {label} | {goal_text(goal, unit)} | {why} | |")
                 continue
-            lines.append(f"| {label} | {goal_text(goal, unit)} | {v:.2f} {unit} | {judge(v, goal)} |")
+            span = s.get("intervals", {}).get(key)  # 95% bootstrap interval over forks or seeds, where the report kept one
+            shown = f"{v:.2f} {unit}" + (f" ({span[0]:.2f}-{span[1]:.2f})" if span else "")
+            lines.append(f"| {label} | {goal_text(goal, unit)} | {shown} | {judge(v, goal)} |")
         if speed:
             lines += [
                 "",

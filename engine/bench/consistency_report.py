@@ -51,7 +51,21 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         **({"games_ended_ar": ar["games_ended"], "game_lengths_ar": ar["game_lengths"]} if ar.get("games_ended") else {}),
         **({"games_restarted_explore": explore["games_restarted"]} if explore.get("games_restarted") else {}),
         **({"fps": report["speed"]["fps"]} if "speed" in report else {}),
+        "intervals": _intervals(ar, act, late),
     }
+
+
+def _intervals(ar: dict, act: dict, late: dict) -> dict:
+    """95% bootstrap intervals (engine/bench/stats.py) under the summary's keys; reports before they were kept have none."""
+    found = {
+        "action_agreement": act.get("agreement_interval"),
+        "motion_direction_agreement": act.get("motion_direction_interval"),
+        "branch_spread": act.get("branch_difference_ratio_interval"),
+        "branch_spread_late": late.get("branch_difference_ratio_interval"),
+        "motion_direction_agreement_late": late.get("motion_direction_interval"),
+        **{f"psnr_ar@{k}": v for k, v in ar.get("psnr_interval", {}).items()},
+    }
+    return {k: [round(float(x), 3) for x in v] for k, v in found.items() if v}
 
 
 def _r(v, digits=2):
