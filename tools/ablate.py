@@ -26,7 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "docs" / "ablations.md"
-BENCH = ["--seeds", "8", "--frames", "64", "--stability-frames", "2000", "--loops", "8,32", "--backend", "onnx"]
+BENCH = ["--seeds", "8", "--frames", "64", "--stability-frames", "2000", "--loops", "8,32", "--forks", "32", "--backend", "onnx"]
+# 32 forks: key-response figures to about +-0.04 at half the full bench's cost; rows are compared with each other
+# (`skyloop bench compare runs/ablate/A/bench runs/ablate/B/bench`), not with full reports (64 forks)
 HEADER = """# Fixed-budget ablations
 
 Rows are appended by `tools/ablate.py` (the command of each row is in `runs/ablate/NAME/row.json`). Every recipe

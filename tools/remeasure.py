@@ -44,10 +44,11 @@ def main() -> None:
     for key in ("world_sha256", "seeds", "scene"):
         if full.get(key) != part.get(key):
             raise SystemExit(f"the two reports differ in {key}: not the same measurement, so they cannot be merged")
-    differ = [k for k in full["config"] if k in part["config"] and full["config"][k] != part["config"][k]]
+    parts = [p for p, names in SECTIONS.items() if any(n in part for n in names)]
+    own = {key for p in parts for key in PART_SETTINGS.get(p, [])}  # the replaced parts' own settings may change (e.g. more forks)
+    differ = [k for k in full["config"] if k in part["config"] and k not in own and full["config"][k] != part["config"][k]]
     if differ:
         raise SystemExit(f"the two reports differ in settings {', '.join(differ)}: not the same measurement, so they cannot be merged")
-    parts = [p for p, names in SECTIONS.items() if any(n in part for n in names)]
     sections = [name for p in parts for name in SECTIONS[p] if name in part]
     if not sections:
         raise SystemExit(f"{args.partial / 'report.json'} holds none of the sections {', '.join(n for v in SECTIONS.values() for n in v)}")

@@ -127,7 +127,7 @@ def add_parser(sub, parents: Parents) -> None:
     q.add_argument("--stability-frames", type=int, help="length of the stability runs (default 10000)")
     q.add_argument("--loops", help="comma-separated out lengths L for loop closure (default 2,4,8,16,32,64)")
     q.add_argument("--late-warmup", type=int, help="ticks of rollout before the late key-response forks (default 500; 0 = skip them)")
-    q.add_argument("--forks", type=int, help="action-following forks (default 16; more narrows the intervals of the key-response figures)")
+    q.add_argument("--forks", type=int, help="action-following forks (default 64; fewer is faster and widens the intervals of the key-response figures)")
     q.add_argument("--parts", help="comma-separated subset of tf,ar,loop,action,stability (default all)")
     q.add_argument("--quick", action="store_true", help="small settings that finish in under a minute on a CPU (for CI)")
     q.add_argument("--speed", action="store_true", help="also run bench speed and put it in the same report")
