@@ -17,7 +17,7 @@ import torch
 from engine.dynamics.model import Dynamics, DynamicsConfig
 from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
-from engine.dynamics.stepper import hidden_slots
+from engine.dynamics.stepper import hidden_token_table
 
 
 class KVCache:
@@ -29,9 +29,7 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.bias = torch.full((batch, cfg.cache_tokens), float("-inf"), device=device, dtype=dtype)
         self.scratch = self.bias.clone()  # the bias one frame attends with
-        # hidden[commit][t % W]: the token slots frame t may not see (hidden_slots depends on t only modulo W)
-        hidden = [[np.repeat(hidden_slots(t, self.window, cfg.context, commit), cfg.tokens_per_frame) for t in range(cfg.context)] for commit in (False, True)]
-        self.hidden = torch.from_numpy(np.array(hidden)).to(device)
+        self.hidden = torch.from_numpy(hidden_token_table(self.window, cfg.context, cfg.tokens_per_frame)).to(device)  # [commit, t % W, tokens]
 
     def clear(self) -> None:
         self.bias.fill_(float("-inf"))

@@ -47,3 +47,9 @@ def hidden_slots(time: int, window: int, context: int, commit: bool) -> np.ndarr
     hidden = np.ones(context, bool)
     hidden[[t % context for t in seen]] = False
     return hidden
+
+
+def hidden_token_table(window: int, context: int, tokens_per_frame: int) -> np.ndarray:
+    """hidden_slots for every (commit, time % context), spread over each slot's tokens: bool [2, context, context *
+    tokens_per_frame]. hidden_slots depends on time only modulo the context, so a stepper looks its masks up here."""
+    return np.array([[np.repeat(hidden_slots(t, window, context, commit), tokens_per_frame) for t in range(context)] for commit in (False, True)])

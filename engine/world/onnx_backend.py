@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.dynamics.stepper import hidden_slots
+from engine.dynamics.stepper import hidden_token_table
 from engine.errors import SkyloopError
 from engine.frames import quantize
 from engine.world.bundle import WorldSpec
@@ -134,10 +134,7 @@ class OnnxStepper:
         ort = backend.ort
         c = backend.spec.dynamics
         self.window = c.context if window is None else window  # < context: a short-history cache (history guidance)
-        # hidden[commit][t % W]: the token slots frame t may not see (hidden_slots depends on t only modulo W)
-        self.hidden = np.array(
-            [[np.repeat(hidden_slots(t, self.window, c.context, commit), c.tokens_per_frame) for t in range(c.context)] for commit in (False, True)]
-        )
+        self.hidden = hidden_token_table(self.window, c.context, c.tokens_per_frame)  # [commit, t % W, tokens] not to see
         dev = backend.ort_device
         self.cfg = c
         self.step = backend.sessions["step"]
