@@ -20,10 +20,10 @@ SETTINGS = {  # the settings a section's units depend on: two reports are compar
     "action_following": ["forks", "fork_length", "warmup"],
     "action_following_late": ["forks", "fork_length", "late_warmup"],
 }
-RATIOS = {  # per-fork (numerator, denominator) of each action figure, as action_following keeps them
-    "agreement": ("agree_right", "agree_frames"),
-    "motion direction": ("direction_right", "direction_moves"),
-    "branch spread": ("spread_world", "spread_real"),
+ACTION_FIGURES = {  # name: (the section's pooled figure, its per-fork numerator and denominator), as action_following keeps them
+    "agreement": ("agreement", "agree_right", "agree_frames"),
+    "motion direction": ("motion_direction_agreement", "direction_right", "direction_moves"),
+    "branch spread": ("branch_difference_ratio", "spread_world", "spread_real"),
 }
 
 
@@ -106,11 +106,9 @@ def compare_reports(a: dict, b: dict) -> dict:
         kept = "per_fork" in act_a and "per_fork" in act_b and same_seeds
         if not kept:
             notes.append(f"{section}: a report predates per-fork figures (re-run `--parts action` for intervals)")
-        figures = {"agreement": "agreement", "motion direction": "motion_direction_agreement", "branch spread": "branch_difference_ratio"}
-        for name, key in figures.items():
+        for name, (key, num, den) in ACTION_FIGURES.items():
             if label and name == "agreement":
                 continue  # late agreement means little (the world has wandered from the real run by then)
-            num, den = RATIOS[name]
             paired = None
             if kept and num in act_a["per_fork"] and num in act_b["per_fork"]:
                 fa, fb = act_a["per_fork"], act_b["per_fork"]
