@@ -7,8 +7,8 @@ import pytest
 from engine.bench import metrics as M
 from engine.bench.compare import compare_reports
 from engine.bench.consistency import QUICK, Scenes, action_following, autoregressive, eval_seeds, loop_closure, stability, teacher_forced
-from engine.bench.plausibility import FrameBank, real_bank
-from engine.bench.stats import paired_mean_difference, paired_ratio_difference, ratio_interval
+from engine.bench.plausibility import FrameBank, gap_over, real_bank
+from engine.bench.stats import paired_mean_difference, paired_ratio_difference, ratio_interval, two_sample_interval
 from engine.errors import SkyloopError
 from scenes import make_scene
 
@@ -132,6 +132,10 @@ def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     assert all(v == M.PSNR_CAP for v in ar["psnr_mean"].values()) and ar["first_below_threshold_mean_curve"] is None
     plaus = ar["plausibility"].values()  # the ceiling pools the real frames of every step: a perfect world's gaps average 0
     assert np.mean([v["patch_gap"] for v in plaus]) == pytest.approx(0, abs=1e-9) and np.mean([v["frame_gap"] for v in plaus]) == pytest.approx(0, abs=1e-9)
+    window = ar["plausibility_window"][str(cfg.frames)]  # the frames up to the last step, every seed, with an interval
+    assert len(window["per_rollout"]) == len(SEEDS) and window["per_rollout"] == window["ceiling_per_rollout"]
+    lo, hi = window["gap_interval"]
+    assert window["gap"] == pytest.approx(0, abs=1e-9) and lo <= 0 <= hi
     loop = loop_closure(perfect, make, SEEDS, cfg, lambda n: None)
     assert loop["available"] and loop["self_psnr"] == M.PSNR_CAP and loop["gt_psnr"] == M.PSNR_CAP
     act = action_following(perfect, make, SEEDS, cfg, lambda n: None)
@@ -267,6 +271,37 @@ def test_a_paired_difference_sees_what_two_separate_intervals_cannot():
     assert same["difference"] == 0 and same["interval"] == [0.0, 0.0]
     seeds = paired_mean_difference([15.0, 17.0, None, 16.0], [16.0, 18.5, 20.0, 16.5])  # a seed whose game ended: skipped
     assert seeds["units"] == 3 and seeds["difference"] == pytest.approx(1.0) and seeds["interval"][0] > 0
+
+
+def test_a_plausibility_gap_over_rollouts_gets_an_interval_and_a_paired_comparison():
+    rng = np.random.default_rng(2)
+    ceiling = np.stack([rng.normal(30, 2, 8), rng.normal(25, 2, 8)], 1)  # [rollouts][patches, whole frames]
+    world = ceiling - [1.0, 3.0] + rng.normal(0, 0.5, (8, 2))  # 3 dB short of real on whole frames
+    gap = float(gap_over(world, ceiling))
+    assert gap == pytest.approx(np.max(ceiling.mean(0) - world.mean(0)))
+    lo, hi = two_sample_interval(world, ceiling, gap_over)
+    assert lo < gap < hi and lo > 0, "eight rollouts 3 dB short: short beyond doubt"
+    assert two_sample_interval(world[:1], ceiling, gap_over) is None  # one rollout: nothing to resample
+
+    def report(per_rollout, world_name):
+        ar = {
+            "psnr_mean": {},
+            "plausibility_window": {
+                "1000": {
+                    "gap": float(gap_over(per_rollout, ceiling)),
+                    "window": 16,
+                    "per_rollout": per_rollout.tolist(),
+                    "ceiling_per_rollout": ceiling.tolist(),
+                }
+            },
+            "psnr_per_seed": {},
+        }
+        return {"benchmark": "consistency", "world": world_name, "scene": "maze", "seeds": [1, 2], "config": {"seeds": 8, "frames": 1000}, "autoregressive": ar}
+
+    better = world + [0.0, 1.0] + rng.normal(0, 0.05, (8, 2))  # B: 1 dB closer to real frames on every rollout
+    rows = compare_reports(report(world, "a"), report(better, "b"))["rows"]
+    (row,) = [r for r in rows if r["figure"].startswith("plausibility gap, 16 frames up to AR step 1000")]
+    assert row["difference"] == pytest.approx(-1.0, abs=0.1) and row["verdict"] == "**A higher**"  # B's gap is lower
 
 
 def _report(agree_right, world="w.safetensors", forks=4, scene="maze"):

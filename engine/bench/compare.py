@@ -3,7 +3,7 @@
 Two runs of `bench consistency` with the same settings ran the same seeds and forks, so B - A is resampled paired
 over those units (engine/bench/stats.py). A difference whose interval holds 0 is within the noise of the
 benchmark's own sampling and does not decide anything; this is the check to make before calling a recipe better.
-Figures made of a single run (teacher-forced PSNR over 512 frames, loop closure, the stability run's end points)
+Figures made of a single run (teacher-forced PSNR over 512 frames, loop closure, the stability run's end points: 2 rollouts)
 are shown with their difference and no interval: what varies there is not kept unit by unit.
 """
 
@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.bench.stats import paired_mean_difference, paired_ratio_difference
+import numpy as np
+
+from engine.bench.plausibility import gap_over
+from engine.bench.stats import paired_mean_difference, paired_ratio_difference, paired_statistic_difference
 from engine.errors import SkyloopError
 
 SETTINGS = {  # the settings a section's units depend on: two reports are compared there only if these agree
@@ -97,6 +100,15 @@ def compare_reports(a: dict, b: dict) -> dict:
                 continue
             paired = paired_mean_difference(ar_a["psnr_per_seed"][step], ar_b["psnr_per_seed"][step]) if kept else None
             rows.append(_row(f"AR@{step} PSNR (dB)", ar_a["psnr_mean"][step], ar_b["psnr_mean"][step], paired))
+        for step, pa in ar_a.get("plausibility_window", {}).items():
+            pb = ar_b.get("plausibility_window", {}).get(step)
+            if pb is None or pa.get("window") != pb.get("window"):
+                continue
+            # same seeds and keys: the same real frames, so the same ceiling for both; the rollouts are resampled paired
+            ceiling = np.mean(pa["ceiling_per_rollout"], 0)
+            paired = paired_statistic_difference(pa["per_rollout"], pb["per_rollout"], lambda w: gap_over(w, ceiling))
+            name = f"plausibility gap, {pa['window']} frames up to AR step {step}, all rollouts (dB, lower is better)"
+            rows.append(_row(name, pa["gap"], pb["gap"], paired if kept else None))
     if "loop_closure" in a and "loop_closure" in b:
         rows.append(_row("loop closure, guarded (dB)", a["loop_closure"].get("guarded_psnr"), b["loop_closure"].get("guarded_psnr")))
     for section, label in (("action_following", ""), ("action_following_late", "late ")):
@@ -122,7 +134,7 @@ def compare_reports(a: dict, b: dict) -> dict:
     ga, gb = sa.get("plausibility_gap_explore", {}), sb.get("plausibility_gap_explore", {})
     for step in ga:
         if step in gb:
-            rows.append(_row(f"plausibility gap at frame {step} (dB, lower is better)", ga[step], gb[step]))
+            rows.append(_row(f"plausibility gap at frame {step} of the exploration run (dB, lower is better)", ga[step], gb[step]))
     fa, fb = (a.get("speed") or {}).get("fps"), (b.get("speed") or {}).get("fps")
     if fa and fb:
         rows.append(_row("speed (FPS; machine and hour differ between runs)", fa, fb, digits=1))

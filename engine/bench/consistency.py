@@ -37,8 +37,8 @@ import numpy as np
 from engine.actions import StickyRandom
 from engine.bench import metrics as M
 from engine.bench.machine import machine, write_report
-from engine.bench.plausibility import FrameBank, masked_psnr, real_bank
-from engine.bench.stats import mean_interval, ratio_interval
+from engine.bench.plausibility import FrameBank, gap_over, masked_psnr, real_bank
+from engine.bench.stats import mean_interval, ratio_interval, two_sample_interval
 from engine.errors import SkyloopError
 
 
@@ -202,7 +202,7 @@ def _per_seed(values: np.ndarray) -> list[float | None]:
     return [None if np.isnan(v) else float(v) for v in values]
 
 
-def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict) -> dict:
+def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict, units: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Nearest-real-frame PSNR of generated frames against that of real ones (the ceiling), whole frame and foreground.
 
     `ceiling` is `bank.nearest` of the real frames of the whole run, not of the real frames at the same time: once
@@ -226,6 +226,13 @@ def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict) -> dict:
     out["foreground_gap"] = (
         None if out["foreground_psnr"] is None or out["foreground_ceiling_psnr"] is None else out["foreground_ceiling_psnr"] - out["foreground_psnr"]
     )
+    if units is not None:  # the rollout each generated and each real frame came from: the interval resamples rollouts
+        out["per_rollout"], out["ceiling_per_rollout"] = (
+            [[float(n["psnr"][u == i].mean()), float(n["frame_psnr"][u == i].mean())] for i in np.unique(u)] for n, u in zip((g, r), units)
+        )  # [rollouts][patches, whole frames]: mean nearest-real PSNR of each rollout's frames
+        # the world's rollouts and the real runs of the ceiling are resampled each on its own: by step 1,000 a world
+        # has wandered from its real run, so they are two samples, not pairs
+        out["gap_interval"] = two_sample_interval(out["per_rollout"], out["ceiling_per_rollout"], gap_over)
     return out
 
 
@@ -236,6 +243,10 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     steps = M.log_steps(cfg.frames)
     at_steps = {}  # step -> (world, real) frames, scored for plausibility after the rollout
+    # the frames up to each of the stability run's report points, with the rollout each came from: plausibility over
+    # all the seeds, with an interval over them (the stability run's end points are 2 rollouts)
+    window_at = sorted({p for p in (1000, cfg.frames) if cfg.plausibility_window <= p <= cfg.frames})
+    windows = {p: ([], [], []) for p in window_at}  # p -> (world frames, real frames, rollout indices)
     for t in range(cfg.frames):
         frame = world.step(keys[t])
         truth = real[t + 1]
@@ -246,6 +257,11 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
         alive = on[t + 1]  # [B] rollouts whose game was still on for this frame
         if t + 1 in steps and alive.any():
             at_steps[t + 1] = (frame[alive], truth[alive])
+        for p, (ws, rs, us) in windows.items():
+            if p - cfg.plausibility_window < t + 1 <= p and alive.any():
+                ws.append(frame[alive])
+                rs.append(truth[alive])
+                us.append(np.flatnonzero(alive))
         if (t + 1 in cfg.strip_steps or t + 1 == cfg.frames) and alive.any():
             b = int(np.argmax(alive))
             shown[t + 1] = (truth[b], frame[b])
@@ -255,6 +271,13 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
     first_c, fg_c = _masked(np.stack(first_c), scored), _masked(np.stack(fg_c), scored)
     ceiling = bank.nearest(np.concatenate([r for _, r in at_steps.values()]))  # the real frames of every reported step
     plaus = {str(s): plausibility(bank, w, ceiling) for s, (w, _) in at_steps.items()}
+    windows = {p: v for p, v in windows.items() if v[0]}
+    if windows:
+        plaus_w = {  # the ceiling: the real frames of the same window
+            str(p): plausibility(bank, np.concatenate(ws), bank.nearest(np.concatenate(rs)), units=(np.concatenate(us),) * 2)
+            | {"window": cfg.plausibility_window}
+            for p, (ws, rs, us) in windows.items()
+        }
     real_frames = real[1:][scored]  # [N, H, W, 3] every scored real frame
     truth_s = real_frames[np.linspace(0, len(real_frames) - 1, min(64, len(real_frames))).astype(int)]
     recon = world.decode(world.encode(truth_s)).reshape(truth_s.shape)
@@ -280,6 +303,7 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
             "ceiling_tokenizer_psnr": float(M.psnr(recon, truth_s).mean()),
             "foreground_psnr_mean": {str(s): _nanmean(fg_c[s - 1]) for s in steps},
             "plausibility": plaus,
+            "plausibility_window": plaus_w if windows else {},  # point -> over the window of frames up to it, every seed
             "threshold": cfg.threshold,
             "first_below_threshold_mean_curve": M.first_below(mean[~np.isnan(mean)], cfg.threshold),
             "first_below_threshold_per_seed": crossings,

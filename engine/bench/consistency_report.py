@@ -43,6 +43,7 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "psnr_ar_foreground": {k: _r(v) for k, v in ar.get("foreground_psnr_mean", {}).items()},
         "plausibility_gap_ar": {k: _r(v["gap"]) for k, v in ar.get("plausibility", {}).items()},
         "plausibility_gap_explore": {k: _r(v["gap"]) for k, v in explore.get("plausibility", {}).items()},
+        "plausibility_gap_ar_window": {k: _r(v["gap"]) for k, v in ar.get("plausibility_window", {}).items()},
         "plausibility_foreground_gap_explore": {k: _r(v["foreground_gap"]) for k, v in explore.get("plausibility", {}).items()},
         "foreground_share_ratio_explore": {k: _r(v["foreground_share_ratio"], 3) for k, v in explore.get("plausibility", {}).items()},
         "frames": cfg.frames,
@@ -64,6 +65,7 @@ def _intervals(ar: dict, act: dict, late: dict) -> dict:
         "branch_spread_late": late.get("branch_difference_ratio_interval"),
         "motion_direction_agreement_late": late.get("motion_direction_interval"),
         **{f"psnr_ar@{k}": v for k, v in ar.get("psnr_interval", {}).items()},
+        **{f"plausibility_gap_ar_window@{k}": v.get("gap_interval") for k, v in ar.get("plausibility_window", {}).items()},
     }
     return {k: [round(float(x), 3) for x in v] for k, v in found.items() if v}
 
@@ -131,6 +133,15 @@ def markdown(report: dict, figures: list[str]) -> str:
                     f"{_db(v['psnr'])} / {_db(v['ceiling_psnr'])} | "
                     f"{_db(v['foreground_psnr'])} / {_db(v['foreground_ceiling_psnr'])} ({_db(v['foreground_gap'])}) |"
                 )
+        for k, v in ar.get("plausibility_window", {}).items():
+            iv = v.get("gap_interval")
+            lines += [
+                "",
+                f"Plausibility over the {v['window']} frames up to step {k} of all {len(v['per_rollout'])} rollouts (the ceiling: the real "
+                f"frames of those windows): gap **{_db(v['gap'])}** dB"
+                + (f" (95% interval over the rollouts {iv[0]:.2f} to {iv[1]:.2f})" if iv else "")
+                + f"; whole frames {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])}, patches {_db(v['psnr'])} / {_db(v['ceiling_psnr'])}.",
+            ]
         lines += [
             "",
             f"Tokenizer ceiling {ar['ceiling_tokenizer_psnr']:.2f} dB. First step below {ar['threshold']} dB: "

@@ -54,6 +54,16 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(count > 0, out, np.nan)
 
 
+def gap_over(world: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    """The plausibility gap from per-rollout mean nearest-real PSNRs (8x8 patches, whole frames): world [..., U, 2],
+    ceiling [..., V, 2] (the real runs', or [2] known) -> [...] the larger of the two gaps, as `bench consistency`
+    reports it. Over resampled rollouts, it gives the gap's interval (engine/bench/stats.py)."""
+    c = np.asarray(ceiling, float)
+    c = c.mean(-2) if c.ndim > 1 else c
+    w = np.asarray(world, float).mean(-2)
+    return np.max(c - w, axis=-1)
+
+
 PLAUSIBLE_CAP = 48.0  # dB: an RMS error of one grey level. A nearest neighbour closer than that is as good as exact;
 #   without the cap, games whose real frames recur exactly (Breakout waiting for its serve) put the ceiling at the
 #   100 dB of identical frames, and any world, however good, was 70+ dB below it.

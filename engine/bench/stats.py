@@ -72,3 +72,24 @@ def mean_interval(values, draws: int = DRAWS, level: float = LEVEL, seed: int = 
     if len(v) < 2:
         return None
     return _ends(v[_draws(len(v), draws, seed)].mean(-1), level)
+
+
+def two_sample_interval(a, b, statistic, draws: int = DRAWS, level: float = LEVEL, seed: int = 0) -> list[float] | None:
+    """Interval of statistic(a, b) for a figure made of two independent samples of units (a world's rollouts and the
+    real runs that set its ceiling), resampling each on its own. a [Ua, ...], b [Ub, ...]; statistic maps
+    ([draws, Ua, ...], [draws, Ub, ...]) -> [draws]. None with fewer than two units on either side."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    return _ends(statistic(a[_draws(len(a), draws, seed)], b[_draws(len(b), draws, seed + 1)]), level)
+
+
+def paired_statistic_difference(a, b, statistic, draws: int = DRAWS, level: float = LEVEL, seed: int = 0) -> dict | None:
+    """statistic(b) - statistic(a) and its interval, each resample taking the same units from both (a, b: [U, ...];
+    statistic maps [draws, U, ...] -> [draws])."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or len(a) < 2:
+        return None
+    idx = _draws(len(a), draws, seed)
+    point = float(statistic(b[None])[0] - statistic(a[None])[0])
+    return {"difference": point, "interval": _ends(statistic(b[idx]) - statistic(a[idx]), level)}
