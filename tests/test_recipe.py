@@ -12,6 +12,7 @@ from engine.dynamics.rollout import Rollout
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
 from engine.dynamics.self_forcing import own_rollout_context
 from engine.train.config import resolve_preset
+from engine.train.latents import hold_still, noop_changes
 from engine.train.run import train_world
 from engine.world.bundle import load_bundle, read_spec
 
@@ -246,3 +247,42 @@ def test_own_rollouts_use_history_guidance_as_play_does(tiny_world):
     np.testing.assert_allclose(own, play, atol=1e-5)
     plain = own_rollouts(dynamics, tokens, keys, 3, SamplerConfig(steps=2), seed=9)
     assert not np.allclose(own, plain, atol=1e-4), "and guidance is not silently off"
+
+
+def test_hold_still_windows_repeat_a_frame_under_no_keys_from_a_random_point_on():
+    rng = np.random.default_rng(0)
+    tokens = rng.normal(size=(64, 9, 4, 8)).astype(np.float32)
+    keys = (rng.random((64, 9, 3)) < 0.5).astype(np.float32)
+    before_t, before_k = tokens.copy(), keys.copy()
+    hold_still(tokens, keys, np.random.default_rng(1), p=0.5)
+    held = [b for b in range(64) if not np.array_equal(tokens[b], before_t[b])]
+    assert 16 < len(held) < 48, "about half the windows"
+    for b in held:
+        j = int(np.argmax([not np.array_equal(tokens[b, t], before_t[b, t]) for t in range(9)]))
+        assert j >= 1 and np.array_equal(tokens[b, :j], before_t[b, :j]) and np.array_equal(keys[b, :j], before_k[b, :j])
+        assert (tokens[b, j:] == before_t[b, j - 1]).all() and not keys[b, j:].any()
+        assert noop_changes([tokens[b, j - 1 :]], [keys[b, j - 1 :]]) == (9 - j, 0), "the held part stands still"
+    assert noop_changes([before_t[0]], [np.zeros((9, 3))]) == (8, 8)  # random frames under no keys: every tick changed
+
+
+def test_hold_still_is_refused_for_a_game_that_moves_without_keys(tmp_path):
+    import functools
+
+    from engine.data.collect import collect
+    from engine.errors import SkyloopError
+    from scenes import make_scene
+    from scenes.explore import make_policy
+
+    data = tmp_path / "bounce"  # its balls fly whatever the player holds
+    collect(data, functools.partial(make_scene, "bounce", size=(32, 32)), make_policy, episodes=2, steps=24, seed=3, progress=False)
+    preset = resolve_preset("tiny", ["dynamics.hold_still_p=0.2", "train.eval_every=1000"], steps=2)
+    with pytest.raises(SkyloopError, match=r"no-key ticks changed the frame; leave it at 0"):
+        train_world(data, preset, tmp_path / "w.safetensors", run_dir=tmp_path / "run", threads=1, progress=False)
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_hold_still_trains_on_a_game_that_stands_still(tiny_dataset, tiny_world, tmp_path):
+    out = tmp_path / "still.safetensors"  # the overworld stands still when no key is held
+    preset = resolve_preset("tiny", ["dynamics.hold_still_p=0.5", "train.eval_every=1000"], steps=3)
+    train_world(tiny_dataset, preset, out, run_dir=tmp_path / "still", threads=1, progress=False, init_from=tiny_world)
+    assert read_spec(out).dynamics.hold_still_p == 0.5 and read_spec(out).training["dynamics_steps"] == 3

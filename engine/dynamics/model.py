@@ -59,6 +59,8 @@ class DynamicsConfig:
     rollout_refresh: int = 0  # training: 0 = roll out each batch's windows in place; N = cut them from a buffer of own
     #   rollouts from real warm-up contexts, regenerated every N steps (self_forcing.RolloutBuffer)
     rollout_buffer: int = 64  # training: rollouts in that buffer
+    hold_still_p: float = 0.0  # training: share of windows whose last 1..W frames are the frame before them held still
+    #   under no keys (a player letting go), for games that stand still when no key is held: checked on the data
 
     @property
     def tokens_per_frame(self) -> int:

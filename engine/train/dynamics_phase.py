@@ -14,11 +14,12 @@ import torch
 
 from engine.dynamics.model import Dynamics
 from engine.dynamics.self_forcing import SelfForcing
+from engine.errors import SkyloopError
 from engine.tokenizer.model import Tokenizer
 from engine.train.checkpoint import Checkpoint
 from engine.train.context import RunContext, lr_at
 from engine.train.evaluate import evaluate_dynamics
-from engine.train.latents import WindowSampler, load_or_encode_latents
+from engine.train.latents import WindowSampler, hold_still, load_or_encode_latents, noop_changes
 from engine.train.write_world import write_bundle
 
 
@@ -39,6 +40,15 @@ class DynamicsPhase:
         ctx, cfg, dist, dcfg = self.ctx, self.ctx.cfg, self.ctx.dist, self.ctx.preset.dynamics
         train_tokens, self.hold_tokens = load_or_encode_latents(ctx, self.tokenizer)
         self.windows = WindowSampler(train_tokens, [k for _, k in ctx.train_episodes], dcfg.context + 1)
+        if dcfg.hold_still_p > 0:
+            ticks, changed = noop_changes(train_tokens, [k for _, k in ctx.train_episodes])
+            if ticks == 0 or changed:
+                raise SkyloopError(
+                    f"dynamics.hold_still_p={dcfg.hold_still_p:g} teaches that the game stands still when no key is held, but in this data "
+                    + (f"{changed} of {ticks} no-key ticks changed the frame" if ticks else "no tick has no key held")
+                    + "; leave it at 0 for this game"
+                )
+            ctx.say(f"dynamics: {dcfg.hold_still_p:.0%} of windows end held still (the data's {ticks} no-key ticks all stand still)")
         self.dynamics = self.trained = Dynamics(dcfg).to(dist.device)
         if ctx.init_from is not None and checkpoint is None:  # continue a world's weights with a fresh optimizer
             from engine.world.bundle import load_bundle
@@ -55,6 +65,7 @@ class DynamicsPhase:
         self.rngs = {
             "numpy": np.random.default_rng([cfg.seed, dist.rank, 2]),  # window sampling ("numpy": its name in older checkpoints)
             "self_forcing": np.random.default_rng([cfg.seed, dist.rank, 3]),
+            "hold_still": np.random.default_rng([cfg.seed, dist.rank, 4]),
         }
         draw = None
         if dcfg.rollout_p > 0 and dcfg.rollout_refresh > 0:  # a rollout buffer: real sequences of warm-up + rollout + target
@@ -92,6 +103,8 @@ class DynamicsPhase:
     def loss(self, step: int) -> torch.Tensor:
         device = self.ctx.dist.device
         tokens, keys = self.windows.sample(self.rngs["numpy"], self.local)
+        if self.ctx.preset.dynamics.hold_still_p > 0:
+            hold_still(tokens, keys, self.rngs["hold_still"], self.ctx.preset.dynamics.hold_still_p)
         window_tokens = torch.from_numpy(tokens).to(device)  # [B, W+1, N, D]
         window_keys = torch.from_numpy(keys).to(device)  # [B, W+1, K]
         # no gradient, outside autocast; a rollout buffer swaps the rolled-out windows for its own

@@ -87,3 +87,26 @@ class WindowSampler:
         toks = np.stack([self.tokens[e][s : s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
         keys = np.stack([self.keys[e][s : s + self.length] for e, s in zip(ep, start)]).astype(np.float32)
         return toks, keys
+
+
+def noop_changes(tokens: list[np.ndarray], keys: list[np.ndarray]) -> tuple[int, int]:
+    """(ticks with no key held, how many of them changed the frame), over all episodes.
+
+    keys[t] are the keys held in the tick that produced frame t; identical frames have identical tokens (the encoder
+    is deterministic), so a game that stands still when no key is held changes none."""
+    ticks = changed = 0
+    for tok, k in zip(tokens, keys):
+        still = ~np.asarray(k[1:]).any(-1)
+        ticks += int(still.sum())
+        changed += int((tok[1:][still] != tok[:-1][still]).any(axis=(-2, -1)).sum())
+    return ticks, changed
+
+
+def hold_still(tokens: np.ndarray, keys: np.ndarray, rng: np.random.Generator, p: float) -> None:
+    """In place, on a share p of the windows [B, L, N, D] / [B, L, K]: from a random frame j in 1..L-1 on, every frame
+    is frame j-1 again and no key is held (the player let go). Only valid where `noop_changes` found no change."""
+    length = tokens.shape[1]
+    for b in np.flatnonzero(rng.random(len(tokens)) < p):
+        j = int(rng.integers(1, length))
+        tokens[b, j:] = tokens[b, j - 1]
+        keys[b, j:] = 0
