@@ -6,7 +6,7 @@ import pytest
 
 from engine.bench import metrics as M
 from engine.bench.compare import compare_reports
-from engine.bench.consistency import QUICK, Scenes, action_following, autoregressive, eval_seeds, loop_closure, stability, teacher_forced
+from engine.bench.consistency import QUICK, Scenes, action_following, autoregressive, eval_seeds, flat_frames, loop_closure, stability, teacher_forced
 from engine.bench.plausibility import FrameBank, gap_over, real_bank
 from engine.bench.stats import paired_mean_difference, paired_ratio_difference, ratio_interval, two_sample_interval
 from engine.errors import SkyloopError
@@ -132,6 +132,8 @@ def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     assert all(v == M.PSNR_CAP for v in ar["psnr_mean"].values()) and ar["first_below_threshold_mean_curve"] is None
     plaus = ar["plausibility"].values()  # the ceiling pools the real frames of every step: a perfect world's gaps average 0
     assert np.mean([v["patch_gap"] for v in plaus]) == pytest.approx(0, abs=1e-9) and np.mean([v["frame_gap"] for v in plaus]) == pytest.approx(0, abs=1e-9)
+    flat = ar["flat_frames"]  # its frames are the real ones: exactly as often flat
+    assert flat["world"] == flat["real"] and flat["per_seed"] == flat["real_per_seed"]
     window = ar["plausibility_window"][str(cfg.frames)]  # the frames up to the last step, every seed, with an interval
     assert len(window["per_rollout"]) == len(SEEDS) and window["per_rollout"] == window["ceiling_per_rollout"]
     lo, hi = window["gap_interval"]
@@ -271,6 +273,27 @@ def test_a_paired_difference_sees_what_two_separate_intervals_cannot():
     assert same["difference"] == 0 and same["interval"] == [0.0, 0.0]
     seeds = paired_mean_difference([15.0, 17.0, None, 16.0], [16.0, 18.5, 20.0, 16.5])  # a seed whose game ended: skipped
     assert seeds["units"] == 3 and seeds["difference"] == pytest.approx(1.0) and seeds["interval"][0] > 0
+
+
+def test_a_world_melted_into_a_flat_wall_is_counted_and_blur_is_not():
+    rng = np.random.default_rng(3)
+    real = rng.integers(0, 256, (40, 3, 64, 64, 3)).astype(np.uint8)  # [T, B] frames
+    real = np.repeat(np.repeat(real[:, :, ::8, ::8], 8, 2), 8, 3)  # 8x8 blocks of colour: coarse contrast
+    real[:4] = 128  # a few flat real frames (a player facing a wall)
+    melted = real.copy()
+    melted[10:] = real[10:].mean((2, 3), keepdims=True).astype(np.uint8)  # from step 10 on: one flat colour
+    pad = np.pad(real.astype(float), ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    blurred = sum(pad[:, :, 1 + dy : 65 + dy, 1 + dx : 65 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9  # 3x3 box blur
+    scored = np.ones((40, 3), bool)
+    c = M.block_contrast
+    out = flat_frames(c(melted), c(real), scored)
+    assert out["real"] == pytest.approx(0.1) and out["world"] == pytest.approx(0.85) and out["per_seed"] == [0.85] * 3  # steps 0-3 and 10-39
+    assert flat_frames(c(real), c(real), scored)["world"] == out["real"]
+    assert M.sharpness(blurred[5:]).mean() < 0.7 * M.sharpness(real[5:]).mean()
+    kept = flat_frames(c(blurred), c(real), scored)  # blurred, the same layout: not a flat wall
+    assert abs(kept["world"] - out["real"]) < 0.05 < out["world"] - out["real"]
+    scored[20:, 0] = False  # a rollout whose game ended is scored up to its end
+    assert flat_frames(c(melted), c(real), scored)["per_seed"][0] == pytest.approx(14 / 20)
 
 
 def test_a_plausibility_gap_over_rollouts_gets_an_interval_and_a_paired_comparison():

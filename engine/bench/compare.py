@@ -100,6 +100,10 @@ def compare_reports(a: dict, b: dict) -> dict:
                 continue
             paired = paired_mean_difference(ar_a["psnr_per_seed"][step], ar_b["psnr_per_seed"][step]) if kept else None
             rows.append(_row(f"AR@{step} PSNR (dB)", ar_a["psnr_mean"][step], ar_b["psnr_mean"][step], paired))
+        fa, fb = ar_a.get("flat_frames"), ar_b.get("flat_frames")
+        if fa and fb:  # the same real frames, so the same threshold for both
+            paired = paired_mean_difference(fa["per_seed"], fb["per_seed"]) if kept else None
+            rows.append(_row(f"flat frames, share (real {fa['real']:.2f}; lower is better)", fa["world"], fb["world"], paired, digits=3))
         for step, pa in ar_a.get("plausibility_window", {}).items():
             pb = ar_b.get("plausibility_window", {}).get(step)
             if pb is None or pa.get("window") != pb.get("window"):

@@ -239,7 +239,7 @@ def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict, units: t
 def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank: FrameBank) -> tuple[dict, dict]:
     keys, real, on = policy_keys(scenes, cfg.frames, tag=2)
     world.reset(list(real[0]))
-    psnr_c, ssim_c, first_c, fg_c = [], [], [], []
+    psnr_c, ssim_c, first_c, fg_c, flat_w, flat_r = [], [], [], [], [], []
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     steps = M.log_steps(cfg.frames)
     at_steps = {}  # step -> (world, real) frames, scored for plausibility after the rollout
@@ -254,6 +254,8 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
         ssim_c.append(M.ssim(frame, truth))
         first_c.append(M.psnr(real[0], truth))
         fg_c.append(masked_psnr(frame, truth, bank.foreground(truth)))
+        flat_w.append(M.block_contrast(frame))
+        flat_r.append(M.block_contrast(truth))
         alive = on[t + 1]  # [B] rollouts whose game was still on for this frame
         if t + 1 in steps and alive.any():
             at_steps[t + 1] = (frame[alive], truth[alive])
@@ -278,6 +280,7 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
             | {"window": cfg.plausibility_window}
             for p, (ws, rs, us) in windows.items()
         }
+    flat = flat_frames(np.stack(flat_w), np.stack(flat_r), scored)
     real_frames = real[1:][scored]  # [N, H, W, 3] every scored real frame
     truth_s = real_frames[np.linspace(0, len(real_frames) - 1, min(64, len(real_frames))).astype(int)]
     recon = world.decode(world.encode(truth_s)).reshape(truth_s.shape)
@@ -303,7 +306,8 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
             "ceiling_tokenizer_psnr": float(M.psnr(recon, truth_s).mean()),
             "foreground_psnr_mean": {str(s): _nanmean(fg_c[s - 1]) for s in steps},
             "plausibility": plaus,
-            "plausibility_window": plaus_w if windows else {},  # point -> over the window of frames up to it, every seed
+            "plausibility_window": plaus_w if windows else {},
+            "flat_frames": flat,  # point -> over the window of frames up to it, every seed
             "threshold": cfg.threshold,
             "first_below_threshold_mean_curve": M.first_below(mean[~np.isnan(mean)], cfg.threshold),
             "first_below_threshold_per_seed": crossings,
@@ -314,6 +318,31 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
         }
     curves = {"psnr": psnr_c, "ssim": ssim_c, "repeat_first": first_c, "shown": shown}
     return out, curves
+
+
+FLAT_QUANTILE = 0.1  # a frame is flat if its coarse contrast is below that of the flattest tenth of the real frames
+
+
+def flat_frames(world: np.ndarray, real: np.ndarray, scored: np.ndarray) -> dict:
+    """The maze's failure in numbers: a world that melts into a flat wall. world, real [T, B] block contrast
+    (metrics.block_contrast) of every rollout's frames and the real ones at the same steps; scored [T, B].
+
+    A world frame is flat if its contrast is at most the real run's FLAT_QUANTILE quantile, so the real frames' share is
+    about that by construction, and a world that faces walls no more often than a player would scores about the same.
+    Coarse contrast, not sharpness: every decoder blurs, and the shipped maze's frames were nearly all below the real
+    frames' 10% sharpness quantile, melted or not. Kept per seed, for an interval and paired comparisons."""
+    threshold = float(np.quantile(real[scored], FLAT_QUANTILE))
+    per_seed = [float((world[scored[:, b], b] <= threshold).mean()) if scored[:, b].any() else None for b in range(world.shape[1])]
+    real_per_seed = [float((real[scored[:, b], b] <= threshold).mean()) if scored[:, b].any() else None for b in range(real.shape[1])]
+    return {
+        "quantile": FLAT_QUANTILE,
+        "threshold": threshold,
+        "world": float((world[scored] <= threshold).mean()),
+        "real": float((real[scored] <= threshold).mean()),
+        "per_seed": per_seed,
+        "real_per_seed": real_per_seed,
+        "interval": mean_interval(per_seed),
+    }
 
 
 LOOP_TARGET_LENGTH = 32  # issue 12's loop-closure target is stated at L = 32

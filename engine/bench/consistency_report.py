@@ -44,6 +44,8 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "plausibility_gap_ar": {k: _r(v["gap"]) for k, v in ar.get("plausibility", {}).items()},
         "plausibility_gap_explore": {k: _r(v["gap"]) for k, v in explore.get("plausibility", {}).items()},
         "plausibility_gap_ar_window": {k: _r(v["gap"]) for k, v in ar.get("plausibility_window", {}).items()},
+        "flat_frame_share_ar": _r(ar.get("flat_frames", {}).get("world"), 3),
+        "flat_frame_share_ar_real": _r(ar.get("flat_frames", {}).get("real"), 3),
         "plausibility_foreground_gap_explore": {k: _r(v["foreground_gap"]) for k, v in explore.get("plausibility", {}).items()},
         "foreground_share_ratio_explore": {k: _r(v["foreground_share_ratio"], 3) for k, v in explore.get("plausibility", {}).items()},
         "frames": cfg.frames,
@@ -66,6 +68,7 @@ def _intervals(ar: dict, act: dict, late: dict) -> dict:
         "motion_direction_agreement_late": late.get("motion_direction_interval"),
         **{f"psnr_ar@{k}": v for k, v in ar.get("psnr_interval", {}).items()},
         **{f"plausibility_gap_ar_window@{k}": v.get("gap_interval") for k, v in ar.get("plausibility_window", {}).items()},
+        "flat_frame_share_ar": ar.get("flat_frames", {}).get("interval"),
     }
     return {k: [round(float(x), 3) for x in v] for k, v in found.items() if v}
 
@@ -141,6 +144,16 @@ def markdown(report: dict, figures: list[str]) -> str:
                 f"frames of those windows): gap **{_db(v['gap'])}** dB"
                 + (f" (95% interval over the rollouts {iv[0]:.2f} to {iv[1]:.2f})" if iv else "")
                 + f"; whole frames {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])}, patches {_db(v['psnr'])} / {_db(v['ceiling_psnr'])}.",
+            ]
+        if ar.get("flat_frames"):
+            f = ar["flat_frames"]
+            iv = f.get("interval")
+            lines += [
+                "",
+                f"Flat frames (a world melting into a flat wall): **{f['world']:.3f}** of the world's frames are flatter than the "
+                f"real run's flattest {f['quantile']:.0%} (8x8 block contrast under {f['threshold']:.1f}); real {f['real']:.3f}"
+                + (f"; 95% interval over the seeds {iv[0]:.3f} to {iv[1]:.3f}" if iv else "")
+                + ".",
             ]
         lines += [
             "",

@@ -61,6 +61,16 @@ def sharpness(frames: np.ndarray) -> np.ndarray:
     return (gx**2).reshape(*x.shape[:-3], -1).mean(-1) + (gy**2).reshape(*x.shape[:-3], -1).mean(-1)
 
 
+def block_contrast(frames: np.ndarray, blocks: int = 8) -> np.ndarray:
+    """Std over a blocks x blocks grid of block-mean colours, averaged over channels, per frame [...]: how much the
+    picture varies at a coarse scale. Blur barely changes it (a blurred corridor keeps its walls and floor); a frame
+    that is one flat wall has little. Frames whose size is not a multiple of `blocks` lose the remainder."""
+    x = frames.astype(np.float64)
+    h, w = x.shape[-3] // blocks, x.shape[-2] // blocks
+    x = x[..., : h * blocks, : w * blocks, :].reshape(*x.shape[:-3], blocks, h, blocks, w, 3).mean((-4, -2))
+    return x.reshape(*x.shape[:-3], blocks * blocks, 3).std(-2).mean(-1)
+
+
 def colour_histogram(frames: np.ndarray, bins: int = 8) -> np.ndarray:
     """Per-channel histograms with soft (linear) binning, normalised: [..., 3, bins]. Soft bins keep a
     one-level brightness change from jumping a whole bin."""
