@@ -134,6 +134,8 @@ def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     assert np.mean([v["patch_gap"] for v in plaus]) == pytest.approx(0, abs=1e-9) and np.mean([v["frame_gap"] for v in plaus]) == pytest.approx(0, abs=1e-9)
     flat = ar["flat_frames"]  # its frames are the real ones: exactly as often flat
     assert flat["world"] == flat["real"] and flat["per_seed"] == flat["real_per_seed"]
+    reach = ar["reach"]  # so are its precision and coverage against the bank
+    assert reach["per_seed"]["precision"] == reach["per_seed"]["precision_real"] and reach["coverage"] == reach["coverage_real"]
     window = ar["plausibility_window"][str(cfg.frames)]  # the frames up to the last step, every seed, with an interval
     assert len(window["per_rollout"]) == len(SEEDS) and window["per_rollout"] == window["ceiling_per_rollout"]
     lo, hi = window["gap_interval"]

@@ -4,7 +4,7 @@ and a world that drops the small moving things scores low on the foreground."""
 import numpy as np
 
 from engine.bench import metrics as M
-from engine.bench.plausibility import PLAUSIBLE_CAP, FrameBank, masked_psnr, real_bank
+from engine.bench.plausibility import PLAUSIBLE_CAP, FrameBank, coarse, masked_psnr, real_bank
 from scenes import make_scene
 
 
@@ -85,3 +85,20 @@ def test_flicker_ratio_of_a_still_real_scene_is_finite_and_still_orders_worlds()
     assert flicker_ratio(0.0, 0.0) == 0.0
     assert 1 < flicker_ratio(1.28, 0.0) < 5, "a shimmering world over a still scene: a few times, not 1e9"
     assert flicker_ratio(1.351, 10.832) == 1.351 / 10.832, "where the real scene moves: the plain quotient"
+
+
+def test_a_world_stuck_before_one_wall_has_precision_but_no_coverage():
+    """Precision and coverage (FrameBank.reach): a held-out real run has both; a world that shows one real view over and
+    over has precision (the view is real) and next to no coverage; a melted one loses both."""
+    make = lambda: make_scene("maze")  # noqa: E731
+    bank = FrameBank(real_bank(make, list(range(101, 109)), 500))  # the benchmark's bank
+    other = real_bank(make, [120, 121], 250)  # held-out real runs
+    real_in, real_cov = bank.reach(coarse(other))
+    wall = np.repeat(other[np.flatnonzero(real_in)[len(other) // 4]][None], len(other), 0)  # one real view, held
+    melted = np.broadcast_to(np.median(other, axis=(1, 2), keepdims=True).astype(np.uint8), other.shape)
+    (wall_in, wall_cov), (melt_in, melt_cov) = (bank.reach(coarse(x)) for x in (wall, melted))
+    assert real_in.mean() > 0.7 and real_cov.mean() > 0.05, (real_in.mean(), real_cov.mean())
+    assert wall_in.all() and wall_cov.mean() < 0.1 * real_cov.mean(), (wall_cov.mean(), real_cov.mean())
+    assert melt_in.mean() < 0.5 * real_in.mean() and melt_cov.mean() < 0.5 * real_cov.mean(), (melt_in.mean(), melt_cov.mean())
+    own_in, own_cov = bank.reach(coarse(bank.frames[:50]))
+    assert own_in.all(), "a bank frame lies in its own ball"

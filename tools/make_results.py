@@ -19,7 +19,9 @@ COMMON = [  # issue 12's targets (docs: the issue "Worlds that hold together"); 
     ("plausibility_gap_explore@1000", "plausibility gap at frame 1,000 of the exploration run", (None, 2.0), "dB"),
     ("plausibility_gap_ar_window@1000", "plausibility gap at step 1,000 of all 8 autoregressive rollouts (16 frames each)", (None, 2.0), "dB"),
     ("plausibility_gap_explore@10000", "plausibility gap at frame 10,000 of the exploration run", (None, 2.0), "dB"),
-    ("flat_frame_share_ar", "flat frames: share of the 8 rollouts' frames flatter than the real run's flattest 10% (real: 0.10)", None, ""),
+    ("flat_frame_share_ar", "flat frames: share of the 8 rollouts' frames flatter than the real run's flattest 10%", None, ""),
+    ("precision_ar", "precision: share of the rollouts' frames that look like views of the game", None, ""),
+    ("coverage_ar", "coverage: share of the game's views (the bank's) the rollouts came near", None, ""),
     ("branch_spread", "key response: branch spread world/real", (0.8, None), ""),
     ("action_agreement", "key response: action agreement", (0.8, None), ""),
     ("branch_spread_late", "key response after 500 ticks of rollout: branch spread world/real", None, ""),
@@ -42,6 +44,7 @@ GOALS = {  # the per-world figures of the issue's table; a measure a world does 
         "foreground_share_ratio_explore@1000": (0.8, 1.25),
     },
 }
+REAL = {"precision_ar": "precision_real_ar", "coverage_ar": "coverage_real_ar", "flat_frame_share_ar": "flat_frame_share_ar_real"}  # the real run's own figure
 EXTRA = {"foreground_share_ratio_explore@1000": ("objects kept: foreground share world/real at frame 1,000 (balls: same count)", "")}
 
 
@@ -144,6 +147,8 @@ def main():
                 continue
             span = s.get("intervals", {}).get(key)  # 95% bootstrap interval over forks or seeds, where the report kept one
             shown = f"{v:.2f} {unit}".rstrip() + (f" ({span[0]:.2f}-{span[1]:.2f})" if span else "")
+            if value(s, REAL.get(key, "")) is not None:
+                shown += f"; real {value(s, REAL[key]):.2f}"
             lines.append(f"| {label} | {goal_text(goal, unit)} | {shown} | {judge(v, goal)} |")
         if speed:
             lines += [

@@ -104,6 +104,10 @@ def compare_reports(a: dict, b: dict) -> dict:
         if fa and fb:  # the same real frames, so the same threshold for both
             paired = paired_mean_difference(fa["per_seed"], fb["per_seed"]) if kept else None
             rows.append(_row(f"flat frames, share (real {fa['real']:.2f}; lower is better)", fa["world"], fb["world"], paired, digits=3))
+        ra, rb = ar_a.get("reach"), ar_b.get("reach")
+        for name in ("precision", "coverage") if ra and rb else ():
+            paired = paired_mean_difference(ra["per_seed"][name], rb["per_seed"][name]) if kept else None
+            rows.append(_row(f"{name} against the bank (real {ra[name + '_real']:.2f}; higher is better)", ra[name], rb[name], paired, digits=3))
         for step, pa in ar_a.get("plausibility_window", {}).items():
             pb = ar_b.get("plausibility_window", {}).get(step)
             if pb is None or pa.get("window") != pb.get("window"):

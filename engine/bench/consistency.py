@@ -37,7 +37,7 @@ import numpy as np
 from engine.actions import StickyRandom
 from engine.bench import metrics as M
 from engine.bench.machine import machine, write_report
-from engine.bench.plausibility import FrameBank, gap_over, masked_psnr, real_bank
+from engine.bench.plausibility import REACH_K, FrameBank, coarse, gap_over, masked_psnr, real_bank
 from engine.bench.stats import mean_interval, ratio_interval, two_sample_interval
 from engine.errors import SkyloopError
 
@@ -239,7 +239,7 @@ def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict, units: t
 def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank: FrameBank) -> tuple[dict, dict]:
     keys, real, on = policy_keys(scenes, cfg.frames, tag=2)
     world.reset(list(real[0]))
-    psnr_c, ssim_c, first_c, fg_c, flat_w, flat_r = [], [], [], [], [], []
+    psnr_c, ssim_c, first_c, fg_c, flat_w, flat_r, feat_w, feat_r = [], [], [], [], [], [], [], []
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     steps = M.log_steps(cfg.frames)
     at_steps = {}  # step -> (world, real) frames, scored for plausibility after the rollout
@@ -256,6 +256,8 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
         fg_c.append(masked_psnr(frame, truth, bank.foreground(truth)))
         flat_w.append(M.block_contrast(frame))
         flat_r.append(M.block_contrast(truth))
+        feat_w.append(coarse(frame))
+        feat_r.append(coarse(truth))
         alive = on[t + 1]  # [B] rollouts whose game was still on for this frame
         if t + 1 in steps and alive.any():
             at_steps[t + 1] = (frame[alive], truth[alive])
@@ -281,6 +283,7 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
             for p, (ws, rs, us) in windows.items()
         }
     flat = flat_frames(np.stack(flat_w), np.stack(flat_r), scored)
+    reach = frame_reach(bank, np.stack(feat_w), np.stack(feat_r), scored)
     real_frames = real[1:][scored]  # [N, H, W, 3] every scored real frame
     truth_s = real_frames[np.linspace(0, len(real_frames) - 1, min(64, len(real_frames))).astype(int)]
     recon = world.decode(world.encode(truth_s)).reshape(truth_s.shape)
@@ -307,7 +310,8 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
             "foreground_psnr_mean": {str(s): _nanmean(fg_c[s - 1]) for s in steps},
             "plausibility": plaus,
             "plausibility_window": plaus_w if windows else {},
-            "flat_frames": flat,  # point -> over the window of frames up to it, every seed
+            "flat_frames": flat,
+            "reach": reach,  # point -> over the window of frames up to it, every seed
             "threshold": cfg.threshold,
             "first_below_threshold_mean_curve": M.first_below(mean[~np.isnan(mean)], cfg.threshold),
             "first_below_threshold_per_seed": crossings,
@@ -343,6 +347,26 @@ def flat_frames(world: np.ndarray, real: np.ndarray, scored: np.ndarray) -> dict
         "real_per_seed": real_per_seed,
         "interval": mean_interval(per_seed),
     }
+
+
+def frame_reach(bank: FrameBank, world: np.ndarray, real: np.ndarray, scored: np.ndarray) -> dict:
+    """Precision and coverage of each rollout's frames against the bank (`FrameBank.reach`), world and real.
+
+    world, real [T, B, F] 16x16 features of every step's frames; scored [T, B]. precision: the share of a rollout's
+    frames that look like some view of the game; coverage: the share of the bank's views that a rollout came near.
+    A world that melts into walls keeps a fair precision (walls are real views) and loses coverage; the real run's
+    figures are the reference, since one rollout of 1,000 ticks sees only part of a level."""
+    per = {"precision": [], "coverage": [], "precision_real": [], "coverage_real": []}
+    for b in range(world.shape[1]):
+        if not scored[:, b].any():
+            continue
+        for name, feats in (("", world), ("_real", real)):
+            inside, covered = bank.reach(feats[scored[:, b], b])
+            per["precision" + name].append(float(inside.mean()))
+            per["coverage" + name].append(float(covered.mean()))
+    out = {"k": REACH_K, **{k: float(np.mean(v)) for k, v in per.items()}, "per_seed": per}
+    out["precision_interval"], out["coverage_interval"] = mean_interval(per["precision"]), mean_interval(per["coverage"])
+    return out
 
 
 LOOP_TARGET_LENGTH = 32  # issue 12's loop-closure target is stated at L = 32

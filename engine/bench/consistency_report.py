@@ -46,6 +46,7 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "plausibility_gap_ar_window": {k: _r(v["gap"]) for k, v in ar.get("plausibility_window", {}).items()},
         "flat_frame_share_ar": _r(ar.get("flat_frames", {}).get("world"), 3),
         "flat_frame_share_ar_real": _r(ar.get("flat_frames", {}).get("real"), 3),
+        **{f"{k}_ar": _r(ar.get("reach", {}).get(k), 3) for k in ("precision", "coverage", "precision_real", "coverage_real")},
         "plausibility_foreground_gap_explore": {k: _r(v["foreground_gap"]) for k, v in explore.get("plausibility", {}).items()},
         "foreground_share_ratio_explore": {k: _r(v["foreground_share_ratio"], 3) for k, v in explore.get("plausibility", {}).items()},
         "frames": cfg.frames,
@@ -69,6 +70,8 @@ def _intervals(ar: dict, act: dict, late: dict) -> dict:
         **{f"psnr_ar@{k}": v for k, v in ar.get("psnr_interval", {}).items()},
         **{f"plausibility_gap_ar_window@{k}": v.get("gap_interval") for k, v in ar.get("plausibility_window", {}).items()},
         "flat_frame_share_ar": ar.get("flat_frames", {}).get("interval"),
+        "precision_ar": ar.get("reach", {}).get("precision_interval"),
+        "coverage_ar": ar.get("reach", {}).get("coverage_interval"),
     }
     return {k: [round(float(x), 3) for x in v] for k, v in found.items() if v}
 
@@ -154,6 +157,18 @@ def markdown(report: dict, figures: list[str]) -> str:
                 f"real run's flattest {f['quantile']:.0%} (8x8 block contrast under {f['threshold']:.1f}); real {f['real']:.3f}"
                 + (f"; 95% interval over the seeds {iv[0]:.3f} to {iv[1]:.3f}" if iv else "")
                 + ".",
+            ]
+        if ar.get("reach"):
+            g = ar["reach"]
+            span = {k: g.get(f"{k}_interval") for k in ("precision", "coverage")}
+            lines += [
+                "",
+                f"Precision and coverage against the bank ({g['k']}-NN balls of the bank's frames at 16x16, per rollout): "
+                f"precision (its frames look like views of the game) **{g['precision']:.3f}**"
+                + (f" ({span['precision'][0]:.3f} to {span['precision'][1]:.3f})" if span["precision"] else "")
+                + f", real {g['precision_real']:.3f}; coverage (the bank's views it came near) **{g['coverage']:.3f}**"
+                + (f" ({span['coverage'][0]:.3f} to {span['coverage'][1]:.3f})" if span["coverage"] else "")
+                + f", real {g['coverage_real']:.3f}.",
             ]
         lines += [
             "",

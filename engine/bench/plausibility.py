@@ -73,8 +73,11 @@ def _to_psnr(mse: float) -> float:
     return min(PLAUSIBLE_CAP, float(10 * np.log10(255.0**2 / max(mse, 1e-12))))
 
 
-def _coarse(frames: np.ndarray, size: int = 16) -> np.ndarray:
-    """Area-average [N, H, W, 3] down to about size x size: [N, features] float32."""
+REACH_K = 5  # precision and coverage: a bank frame's ball reaches its 5th nearest bank frame
+
+
+def coarse(frames: np.ndarray, size: int = 16) -> np.ndarray:
+    """Area-average [N, H, W, 3] down to about size x size: [N, features] float32 (whole-frame search, `FrameBank.reach`)."""
     n, h, w, _ = frames.shape
     fh, fw = max(1, h // size), max(1, w // size)
     x = frames[:, : fh * (h // fh), : fw * (w // fw)].astype(np.float32)
@@ -105,8 +108,29 @@ class FrameBank:
         self.bank = _patches(frames, patch)  # [Y, X, N, P]
         self.bank_sq = (self.bank**2).sum(-1)  # [Y, X, N]
         self.bank_fg = self._fg_patches(self.masks)  # [Y, X, N]
-        self.coarse = _coarse(frames)  # [N, 768]: whole-frame candidate search
+        self.coarse = coarse(frames)  # [N, 768]: whole-frame candidate search
         self.coarse_sq = (self.coarse**2).sum(1)
+        self._radii = None  # k-NN radii of the bank frames at 16x16 (precision and coverage), computed on first use
+
+    def radii(self) -> np.ndarray:
+        """[N] squared distance at 16x16 from each bank frame to its REACH_K-th nearest other bank frame."""
+        if self._radii is None:
+            d = np.maximum(self.coarse_sq[:, None] - 2 * self.coarse @ self.coarse.T + self.coarse_sq[None], 0)
+            np.fill_diagonal(d, np.inf)
+            k = min(REACH_K, len(d) - 1)
+            self._radii = np.partition(d, k - 1, axis=1)[:, k - 1] if k >= 1 else np.zeros(len(d))
+        return self._radii
+
+    def reach(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Precision and coverage in the sense of Naeem et al. 2020 ("density and coverage"), weight-free at 16x16.
+
+        features [Q, F] (`coarse(frames)`). Returns (inside [Q]: the frame lies within some bank frame's REACH_K-NN
+        ball, i.e. looks like a view the game shows; covered [N]: a bank frame has some query frame within its ball).
+        A world stuck before walls is inside (a wall is a real view) but covers few of the views the real game shows."""
+        q_sq = (features**2).sum(1)
+        d = np.maximum(q_sq[:, None] - 2 * features @ self.coarse.T + self.coarse_sq[None], 0)  # [Q, N]
+        near = d <= self.radii()[None]
+        return near.any(1), near.any(0)
 
     def foreground(self, frames: np.ndarray) -> np.ndarray:
         """bool [..., H, W]: pixels that differ from the background by more than the threshold in some channel."""
@@ -141,7 +165,7 @@ class FrameBank:
 
     def _nearest_frames(self, frames: np.ndarray, candidates: int = 32) -> np.ndarray:
         """PSNR to the nearest whole bank frame, searched among the `candidates` closest at 16x16."""
-        q = _coarse(frames)
+        q = coarse(frames)
         d = self.coarse_sq[None] - 2 * q @ self.coarse.T  # squared distance up to the query's own norm: [Q, N]
         k = min(candidates, d.shape[1])
         picks = np.argpartition(d, k - 1, axis=1)[:, :k]
