@@ -146,7 +146,7 @@ def main():
                 lines.append(f"| {label} | {goal_text(goal, unit)} | {why} | |")
                 continue
             span = s.get("intervals", {}).get(key)  # 95% bootstrap interval over forks or seeds, where the report kept one
-            shown = f"{v:.2f} {unit}".rstrip() + (f" ({span[0]:.2f}-{span[1]:.2f})" if span else "")
+            shown = f"{v:.2f} {unit}".rstrip() + (f" ({span[0]:.2f} to {span[1]:.2f})" if span else "")
             if value(s, REAL.get(key, "")) is not None:
                 shown += f"; real {value(s, REAL[key]):.2f}"
             lines.append(f"| {label} | {goal_text(goal, unit)} | {shown} | {judge(v, goal)} |")
