@@ -355,7 +355,9 @@ def frame_reach(bank: FrameBank, world: np.ndarray, real: np.ndarray, scored: np
     world, real [T, B, F] 16x16 features of every step's frames; scored [T, B]. precision: the share of a rollout's
     frames that look like some view of the game; coverage: the share of the bank's views that a rollout came near.
     A world that melts into walls keeps a fair precision (walls are real views) and loses coverage; the real run's
-    figures are the reference, since one rollout of 1,000 ticks sees only part of a level."""
+    figures are the reference, since one rollout of 1,000 ticks sees only part of a level. Whole frames: where the
+    moving things are small (bounce) a frame that drops them lies near every bank frame (the shipped bounce world:
+    coverage 0.99, real 0.41), so there, as for flat frames, the foreground figures are the ones to read."""
     per = {"precision": [], "coverage": [], "precision_real": [], "coverage_real": []}
     for b in range(world.shape[1]):
         if not scored[:, b].any():
