@@ -6,7 +6,18 @@ import pytest
 
 from engine.bench import metrics as M
 from engine.bench.compare import compare_reports
-from engine.bench.consistency import QUICK, Scenes, action_following, autoregressive, eval_seeds, flat_frames, loop_closure, stability, teacher_forced
+from engine.bench.consistency import (
+    QUICK,
+    Scenes,
+    action_following,
+    autoregressive,
+    eval_seeds,
+    flat_frames,
+    loop_closure,
+    no_keys,
+    stability,
+    teacher_forced,
+)
 from engine.bench.plausibility import FrameBank, gap_over, real_bank
 from engine.bench.stats import paired_mean_difference, paired_ratio_difference, ratio_interval, two_sample_interval
 from engine.errors import SkyloopError
@@ -140,6 +151,9 @@ def test_a_perfect_world_scores_perfectly_and_a_frozen_one_scores_the_floor():
     assert len(window["per_rollout"]) == len(SEEDS) and window["per_rollout"] == window["ceiling_per_rollout"]
     lo, hi = window["gap_interval"]
     assert window["gap"] == pytest.approx(0, abs=1e-9) and lo <= 0 <= hi
+    still = no_keys(perfect, Scenes(make, SEEDS), cfg, lambda n: None)  # the overworld stands still without keys
+    assert still["real_stood_still"] and all(v == M.PSNR_CAP for v in still["psnr_mean"].values())
+    assert len(still["psnr_per_seed"]["32"]) == len(SEEDS)
     loop = loop_closure(perfect, make, SEEDS, cfg, lambda n: None)
     assert loop["available"] and loop["self_psnr"] == M.PSNR_CAP and loop["gt_psnr"] == M.PSNR_CAP
     act = action_following(perfect, make, SEEDS, cfg, lambda n: None)
@@ -238,6 +252,7 @@ def test_quick_consistency_run_writes_its_report(tiny_world, tmp_path, cli):
         "plausibility_gap_explore",
         "plausibility_foreground_gap_explore",
         "flicker_ratio_explore_end",
+        "psnr_no_keys",
     ):
         assert key in line
     assert set(line["psnr_ar"]) == {"1", "4", "16", "32"}

@@ -19,6 +19,7 @@ COMMON = [  # issue 12's targets (docs: the issue "Worlds that hold together"); 
     ("plausibility_gap_explore@1000", "plausibility gap at frame 1,000 of the exploration run", (None, 2.0), "dB"),
     ("plausibility_gap_ar_window@1000", "plausibility gap at step 1,000 of all 8 autoregressive rollouts (16 frames each)", (None, 2.0), "dB"),
     ("plausibility_gap_explore@10000", "plausibility gap at frame 10,000 of the exploration run", (None, 2.0), "dB"),
+    ("psnr_no_keys@32", "no key held: PSNR against the real game after 32 ticks (the maze and overworld stand still)", None, "dB"),
     ("flat_frame_share_ar", "flat frames: share of the 8 rollouts' frames flatter than the real run's flattest 10%", None, ""),
     ("precision_ar", "precision: share of the rollouts' frames that look like views of the game", None, ""),
     ("coverage_ar", "coverage: share of the game's views (the bank's) the rollouts came near", None, ""),

@@ -23,6 +23,7 @@ from engine.dynamics.sampler import SamplerConfig
 SECTIONS = {
     "tf": ["teacher_forced"],
     "ar": ["autoregressive"],
+    "still": ["no_keys"],
     "loop": ["loop_closure"],
     "action": ["action_following", "action_following_late"],
     "stability": ["stability"],

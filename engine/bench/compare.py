@@ -117,6 +117,11 @@ def compare_reports(a: dict, b: dict) -> dict:
             paired = paired_statistic_difference(pa["per_rollout"], pb["per_rollout"], lambda w: gap_over(w, ceiling))
             name = f"plausibility gap, {pa['window']} frames up to AR step {step}, all rollouts (dB, lower is better)"
             rows.append(_row(name, pa["gap"], pb["gap"], paired if kept else None))
+    if "no_keys" in a and "no_keys" in b and same_seeds and a["no_keys"]["ticks"] == b["no_keys"]["ticks"]:
+        na, nb = a["no_keys"], b["no_keys"]
+        for step in na["psnr_mean"]:
+            paired = paired_mean_difference(na["psnr_per_seed"][step], nb["psnr_per_seed"][step])
+            rows.append(_row(f"no key held, PSNR after {step} ticks (dB)", na["psnr_mean"][step], nb["psnr_mean"][step], paired))
     if "loop_closure" in a and "loop_closure" in b:
         rows.append(_row("loop closure, guarded (dB)", a["loop_closure"].get("guarded_psnr"), b["loop_closure"].get("guarded_psnr")))
     for section, label in (("action_following", ""), ("action_following_late", "late ")):

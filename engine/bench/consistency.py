@@ -371,6 +371,35 @@ def frame_reach(bank: FrameBank, world: np.ndarray, real: np.ndarray, scored: np
     return out
 
 
+STILL_TICKS = 32  # no-key ticks of the hold-still run
+
+
+def no_keys(world, scenes: Scenes, cfg: ConsistencyConfig, progress) -> dict:
+    """The player lets go: every seed's world and real game from the same start frame, no key held for STILL_TICKS
+    ticks, PSNR against the real frames. In a game that stands still without keys (maze, overworld) the real frame
+    never changes, so any fall is the world redrawing its own picture; in one that does not (bounce) it is plain
+    autoregressive PSNR under no keys."""
+    first = scenes.reset()
+    world.reset(list(first))
+    none = np.zeros((len(scenes.seeds), len(scenes.scenes[0].keyset)), np.uint8)
+    ticks = min(STILL_TICKS, cfg.frames)
+    psnr, still = [], True
+    for _ in range(ticks):
+        frame, truth = world.step(none), scenes.step(none)
+        psnr.append(np.where(scenes.alive, M.psnr(frame, truth), np.nan))
+        still &= bool((truth == first).all())
+        progress(1)
+    psnr = np.stack(psnr)  # [T, B]
+    steps = M.log_steps(ticks)
+    return {
+        "ticks": ticks,
+        "real_stood_still": still,
+        "psnr_mean": {str(s): _nanmean(psnr[s - 1]) for s in steps},
+        "psnr_per_seed": {str(s): _per_seed(psnr[s - 1]) for s in steps},
+        "psnr_interval": {str(s): mean_interval(_per_seed(psnr[s - 1])) for s in steps},
+    }
+
+
 LOOP_TARGET_LENGTH = 32  # issue 12's loop-closure target is stated at L = 32
 
 
@@ -672,7 +701,7 @@ def bench_consistency(
     threads: int | None = None,
     sampler: dict | None = None,
     speed: bool = False,
-    parts: tuple[str, ...] = ("tf", "ar", "loop", "action", "stability"),
+    parts: tuple[str, ...] = ("tf", "ar", "still", "loop", "action", "stability"),
 ) -> dict:
     import functools
 
@@ -700,6 +729,7 @@ def bench_consistency(
     seeds, bank_seeds = all_seeds[: cfg.seeds], all_seeds[cfg.seeds :]
     total = (
         (cfg.frames if "ar" in parts else 0)
+        + (min(STILL_TICKS, cfg.frames) if "still" in parts else 0)
         + (2 * cfg.stability_frames if "stability" in parts else 0)
         + (sum(cfg.warmup + 2 * L for L in cfg.loops) if "loop" in parts else 0)
         + (cfg.warmup + cfg.late_warmup + (4 if cfg.late_warmup else 2) * cfg.fork_length if "action" in parts else 0)
@@ -729,6 +759,8 @@ def bench_consistency(
             report["teacher_forced"] = teacher_forced(world, Scenes(make, seeds), cfg, bank)
         if "ar" in parts:
             report["autoregressive"], curves["ar"] = autoregressive(world, Scenes(make, seeds), cfg, bar.update, bank)
+        if "still" in parts:
+            report["no_keys"] = no_keys(world, Scenes(make, seeds), cfg, bar.update)
         if "loop" in parts:
             report["loop_closure"] = loop_closure(world, make, seeds, cfg, bar.update)
         if "action" in parts:

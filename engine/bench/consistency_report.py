@@ -44,6 +44,7 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "plausibility_gap_ar": {k: _r(v["gap"]) for k, v in ar.get("plausibility", {}).items()},
         "plausibility_gap_explore": {k: _r(v["gap"]) for k, v in explore.get("plausibility", {}).items()},
         "plausibility_gap_ar_window": {k: _r(v["gap"]) for k, v in ar.get("plausibility_window", {}).items()},
+        "psnr_no_keys": {k: _r(v) for k, v in report.get("no_keys", {}).get("psnr_mean", {}).items()},
         "flat_frame_share_ar": _r(ar.get("flat_frames", {}).get("world"), 3),
         "flat_frame_share_ar_real": _r(ar.get("flat_frames", {}).get("real"), 3),
         **{f"{k}_ar": _r(ar.get("reach", {}).get(k), 3) for k in ("precision", "coverage", "precision_real", "coverage_real")},
@@ -55,11 +56,11 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         **({"games_ended_ar": ar["games_ended"], "game_lengths_ar": ar["game_lengths"]} if ar.get("games_ended") else {}),
         **({"games_restarted_explore": explore["games_restarted"]} if explore.get("games_restarted") else {}),
         **({"fps": report["speed"]["fps"]} if "speed" in report else {}),
-        "intervals": _intervals(ar, act, late),
+        "intervals": _intervals(ar, act, late, report.get("no_keys", {})),
     }
 
 
-def _intervals(ar: dict, act: dict, late: dict) -> dict:
+def _intervals(ar: dict, act: dict, late: dict, still: dict) -> dict:
     """95% bootstrap intervals (engine/bench/stats.py) under the summary's keys; reports before they were kept have none."""
     found = {
         "action_agreement": act.get("agreement_interval"),
@@ -70,6 +71,7 @@ def _intervals(ar: dict, act: dict, late: dict) -> dict:
         **{f"psnr_ar@{k}": v for k, v in ar.get("psnr_interval", {}).items()},
         **{f"plausibility_gap_ar_window@{k}": v.get("gap_interval") for k, v in ar.get("plausibility_window", {}).items()},
         "flat_frame_share_ar": ar.get("flat_frames", {}).get("interval"),
+        **{f"psnr_no_keys@{k}": v for k, v in still.get("psnr_interval", {}).items()},
         "precision_ar": ar.get("reach", {}).get("precision_interval"),
         "coverage_ar": ar.get("reach", {}).get("coverage_interval"),
     }
@@ -176,6 +178,22 @@ def markdown(report: dict, figures: list[str]) -> str:
             f"{ar['first_below_threshold_mean_curve'] or 'never'} (mean curve); per seed {ar['first_below_threshold_per_seed']}.\n",
             "Real (top) and world (bottom) at the reported steps:\n",
             "![strip](strip.png)\n",
+        ]
+    still = report.get("no_keys")
+    if still:
+        lines += [
+            "## No key held (the player lets go)\n",
+            f"World and real game from the same start frames, no key held for {still['ticks']} ticks; "
+            + ("the real game stood still throughout, so" if still["real_stood_still"] else "the real game moved on by itself;")
+            + " PSNR of the world against it (95% interval over the seeds):\n",
+            "| tick | " + " | ".join(still["psnr_mean"]) + " |",
+            "|---|" + "---|" * len(still["psnr_mean"]),
+            "| PSNR (dB) | "
+            + " | ".join(
+                f"{_db(v)}" + (f" ({still['psnr_interval'][k][0]:.1f}-{still['psnr_interval'][k][1]:.1f})" if still["psnr_interval"].get(k) else "")
+                for k, v in still["psnr_mean"].items()
+            )
+            + " |\n",
         ]
     loop = report.get("loop_closure")
     if loop:

@@ -57,7 +57,7 @@ def cmd_bench_consistency(args) -> int:
     if args.loops:
         over["loops"] = tuple(int(x) for x in args.loops.split(","))
     cfg = replace(cfg, **over)
-    parts = tuple(p.strip() for p in args.parts.split(",")) if args.parts else ("tf", "ar", "loop", "action", "stability")
+    parts = tuple(p.strip() for p in args.parts.split(",")) if args.parts else ("tf", "ar", "still", "loop", "action", "stability")
     bench_consistency(
         args.world,
         scene=args.scene,
@@ -128,7 +128,7 @@ def add_parser(sub, parents: Parents) -> None:
     q.add_argument("--loops", help="comma-separated out lengths L for loop closure (default 2,4,8,16,32,64)")
     q.add_argument("--late-warmup", type=int, help="ticks of rollout before the late key-response forks (default 500; 0 = skip them)")
     q.add_argument("--forks", type=int, help="action-following forks (default 64; fewer is faster and widens the intervals of the key-response figures)")
-    q.add_argument("--parts", help="comma-separated subset of tf,ar,loop,action,stability (default all)")
+    q.add_argument("--parts", help="comma-separated subset of tf,ar,still,loop,action,stability (default all)")
     q.add_argument("--quick", action="store_true", help="small settings that finish in under a minute on a CPU (for CI)")
     q.add_argument("--speed", action="store_true", help="also run bench speed and put it in the same report")
     q.add_argument("--out", default="runs/bench-consistency", help="report folder (default runs/bench-consistency)")
