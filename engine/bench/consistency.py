@@ -202,13 +202,16 @@ def _per_seed(values: np.ndarray) -> list[float | None]:
     return [None if np.isnan(v) else float(v) for v in values]
 
 
-def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict, units: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict, units: np.ndarray | None = None) -> dict:
     """Nearest-real-frame PSNR of generated frames against that of real ones (the ceiling), whole frame and foreground.
 
     `ceiling` is `bank.nearest` of the real frames of the whole run, not of the real frames at the same time: once
     a world has walked elsewhere, the real frames at time t say nothing about how typical its view is, and one odd
     real view (measured: the shipped maze's explore run at frame 2,000, whole-frame ceiling 21.1 dB against 28.1 at
     frame 1,000) would make any world look more real than the real scene.
+
+    units [len(generated)]: the rollout each frame came from, where the ceiling's real frames are those of the same
+    rollouts and steps, in the same order; then each rollout's means are kept and the gap gets an interval.
     """
     g, r = bank.nearest(generated), ceiling
     out = {
@@ -226,9 +229,9 @@ def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict, units: t
     out["foreground_gap"] = (
         None if out["foreground_psnr"] is None or out["foreground_ceiling_psnr"] is None else out["foreground_ceiling_psnr"] - out["foreground_psnr"]
     )
-    if units is not None:  # the rollout each generated and each real frame came from: the interval resamples rollouts
+    if units is not None:  # the rollout each generated frame, and the real frame of the same step, came from
         out["per_rollout"], out["ceiling_per_rollout"] = (
-            [[float(n["psnr"][u == i].mean()), float(n["frame_psnr"][u == i].mean())] for i in np.unique(u)] for n, u in zip((g, r), units)
+            [[float(n["psnr"][units == i].mean()), float(n["frame_psnr"][units == i].mean())] for i in np.unique(units)] for n in (g, r)
         )  # [rollouts][patches, whole frames]: mean nearest-real PSNR of each rollout's frames
         # the world's rollouts and the real runs of the ceiling are resampled each on its own: by step 1,000 a world
         # has wandered from its real run, so they are two samples, not pairs
@@ -278,8 +281,7 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
     windows = {p: v for p, v in windows.items() if v[0]}
     if windows:
         plaus_w = {  # the ceiling: the real frames of the same window
-            str(p): plausibility(bank, np.concatenate(ws), bank.nearest(np.concatenate(rs)), units=(np.concatenate(us),) * 2)
-            | {"window": cfg.plausibility_window}
+            str(p): plausibility(bank, np.concatenate(ws), bank.nearest(np.concatenate(rs)), units=np.concatenate(us)) | {"window": cfg.plausibility_window}
             for p, (ws, rs, us) in windows.items()
         }
     flat = flat_frames(np.stack(flat_w), np.stack(flat_r), scored)
@@ -309,9 +311,9 @@ def autoregressive(world, scenes: Scenes, cfg: ConsistencyConfig, progress, bank
             "ceiling_tokenizer_psnr": float(M.psnr(recon, truth_s).mean()),
             "foreground_psnr_mean": {str(s): _nanmean(fg_c[s - 1]) for s in steps},
             "plausibility": plaus,
-            "plausibility_window": plaus_w if windows else {},
+            "plausibility_window": plaus_w if windows else {},  # point -> over the window of frames up to it, every seed
             "flat_frames": flat,
-            "reach": reach,  # point -> over the window of frames up to it, every seed
+            "reach": reach,
             "threshold": cfg.threshold,
             "first_below_threshold_mean_curve": M.first_below(mean[~np.isnan(mean)], cfg.threshold),
             "first_below_threshold_per_seed": crossings,
@@ -336,16 +338,19 @@ def flat_frames(world: np.ndarray, real: np.ndarray, scored: np.ndarray) -> dict
     Coarse contrast, not sharpness: every decoder blurs, and the shipped maze's frames were nearly all below the real
     frames' 10% sharpness quantile, melted or not. Kept per seed, for an interval and paired comparisons."""
     threshold = float(np.quantile(real[scored], FLAT_QUANTILE))
-    per_seed = [float((world[scored[:, b], b] <= threshold).mean()) if scored[:, b].any() else None for b in range(world.shape[1])]
-    real_per_seed = [float((real[scored[:, b], b] <= threshold).mean()) if scored[:, b].any() else None for b in range(real.shape[1])]
+
+    def per_seed(contrast):
+        return [float((contrast[scored[:, b], b] <= threshold).mean()) if scored[:, b].any() else None for b in range(contrast.shape[1])]
+
+    world_seeds = per_seed(world)
     return {
         "quantile": FLAT_QUANTILE,
         "threshold": threshold,
         "world": float((world[scored] <= threshold).mean()),
         "real": float((real[scored] <= threshold).mean()),
-        "per_seed": per_seed,
-        "real_per_seed": real_per_seed,
-        "interval": mean_interval(per_seed),
+        "per_seed": world_seeds,
+        "real_per_seed": per_seed(real),
+        "interval": mean_interval(world_seeds),
     }
 
 

@@ -142,35 +142,28 @@ def markdown(report: dict, figures: list[str]) -> str:
                     f"{_db(v['foreground_psnr'])} / {_db(v['foreground_ceiling_psnr'])} ({_db(v['foreground_gap'])}) |"
                 )
         for k, v in ar.get("plausibility_window", {}).items():
-            iv = v.get("gap_interval")
             lines += [
                 "",
                 f"Plausibility over the {v['window']} frames up to step {k} of all {len(v['per_rollout'])} rollouts (the ceiling: the real "
-                f"frames of those windows): gap **{_db(v['gap'])}** dB"
-                + (f" (95% interval over the rollouts {iv[0]:.2f} to {iv[1]:.2f})" if iv else "")
+                f"frames of those windows; the interval resamples rollouts): gap **{_db(v['gap'])}** dB{_aside(v.get('gap_interval'), _db)}"
                 + f"; whole frames {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])}, patches {_db(v['psnr'])} / {_db(v['ceiling_psnr'])}.",
             ]
         if ar.get("flat_frames"):
             f = ar["flat_frames"]
-            iv = f.get("interval")
             lines += [
                 "",
-                f"Flat frames (a world melting into a flat wall): **{f['world']:.3f}** of the world's frames are flatter than the "
-                f"real run's flattest {f['quantile']:.0%} (8x8 block contrast under {f['threshold']:.1f}); real {f['real']:.3f}"
-                + (f"; 95% interval over the seeds {iv[0]:.3f} to {iv[1]:.3f}" if iv else "")
-                + ".",
+                f"Flat frames (a world melting into a flat wall): **{f['world']:.3f}**{_aside(f.get('interval'), _share)} of the world's "
+                f"frames are flatter than the real run's flattest {f['quantile']:.0%} (8x8 block contrast under {f['threshold']:.1f}); "
+                f"real {f['real']:.3f}.",
             ]
         if ar.get("reach"):
             g = ar["reach"]
-            span = {k: g.get(f"{k}_interval") for k in ("precision", "coverage")}
             lines += [
                 "",
                 f"Precision and coverage against the bank ({g['k']}-NN balls of the bank's frames at 16x16, per rollout): "
-                f"precision (its frames look like views of the game) **{g['precision']:.3f}**"
-                + (f" ({span['precision'][0]:.3f} to {span['precision'][1]:.3f})" if span["precision"] else "")
-                + f", real {g['precision_real']:.3f}; coverage (the bank's views it came near) **{g['coverage']:.3f}**"
-                + (f" ({span['coverage'][0]:.3f} to {span['coverage'][1]:.3f})" if span["coverage"] else "")
-                + f", real {g['coverage_real']:.3f}.",
+                f"precision (its frames look like views of the game) **{g['precision']:.3f}**{_aside(g.get('precision_interval'), _share)}, "
+                f"real {g['precision_real']:.3f}; coverage (the bank's views it came near) **{g['coverage']:.3f}**"
+                f"{_aside(g.get('coverage_interval'), _share)}, real {g['coverage_real']:.3f}.",
             ]
         lines += [
             "",
@@ -188,12 +181,7 @@ def markdown(report: dict, figures: list[str]) -> str:
             + " PSNR of the world against it (95% interval over the seeds):\n",
             "| tick | " + " | ".join(still["psnr_mean"]) + " |",
             "|---|" + "---|" * len(still["psnr_mean"]),
-            "| PSNR (dB) | "
-            + " | ".join(
-                f"{_db(v)}" + (f" ({still['psnr_interval'][k][0]:.1f}-{still['psnr_interval'][k][1]:.1f})" if still["psnr_interval"].get(k) else "")
-                for k, v in still["psnr_mean"].items()
-            )
-            + " |\n",
+            "| PSNR (dB) | " + " | ".join(f"{_db(v)} ({_span(still['psnr_interval'].get(k), _db) or '–'})" for k, v in still["psnr_mean"].items()) + " |\n",
         ]
     loop = report.get("loop_closure")
     if loop:
@@ -295,6 +283,10 @@ def _db(v, digits: int = 2) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def _share(v):
+    return f"{v:.3f}"
+
+
 def _pct(v):
     return "n/a" if v is None else f"{100 * v:.0f}%"
 
@@ -304,8 +296,11 @@ def _x(v):
 
 
 def _span(interval, fmt) -> str:
-    """'lo-hi' of a 95% bootstrap interval (engine/bench/stats.py), or '' for reports written before they were kept."""
-    return f"{fmt(interval[0])}-{fmt(interval[1])}" if interval else ""
+    """'lo-hi' of a 95% bootstrap interval (engine/bench/stats.py), 'lo to hi' where an end is negative, or '' for
+    reports written before they were kept."""
+    if not interval:
+        return ""
+    return f"{fmt(interval[0])}{' to ' if min(interval) < 0 else '-'}{fmt(interval[1])}"
 
 
 def _aside(interval, fmt) -> str:
