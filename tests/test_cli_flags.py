@@ -56,6 +56,8 @@ def test_sampler_overrides_parse_alike(command):
     args = parser.parse_args(WORLD_COMMANDS[command] + ["--sampler-steps", "4", "--sampler-noise", "fresh", "--schedule-power", "2"])
     assert sampler_overrides(args) == {"steps": 4, "stochastic": True, "schedule_power": 2.0}
     assert sampler_overrides(parser.parse_args(WORLD_COMMANDS[command] + ["--sampler-noise", "implied"])) == {"stochastic": False}
+    assert sampler_overrides(parser.parse_args(WORLD_COMMANDS[command] + ["--canvas", "on", "--canvas-shift", "6"])) == {"canvas": True, "canvas_shift": 6}
+    assert sampler_overrides(parser.parse_args(WORLD_COMMANDS[command] + ["--canvas", "off"])) == {"canvas": False}
 
 
 def test_replay_has_no_sampler_flags_but_reads_as_no_override():

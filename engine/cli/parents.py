@@ -62,6 +62,10 @@ def sampler_overrides(args) -> dict | None:
     for name in ("history_guidance", "history_frames", "history_steps"):
         if getattr(args, name, None) is not None:
             over[name] = getattr(args, name)
+    if getattr(args, "canvas", None):
+        over["canvas"] = args.canvas == "on"
+    if getattr(args, "canvas_shift", None) is not None:
+        over["canvas_shift"] = args.canvas_shift
     return over or None
 
 
@@ -103,7 +107,7 @@ def _runtime_parent() -> argparse.ArgumentParser:
 
 
 def _sampler_parent() -> argparse.ArgumentParser:
-    """--sampler-steps, --context-noise, --sampler-noise, --schedule-power, --key-guidance, --guided-steps and --history-*: overrides of the world's sampler
+    """--sampler-steps, --context-noise, --sampler-noise, --schedule-power, --key-guidance, --guided-steps, --history-* and --canvas*: overrides of the world's sampler
     settings (read by sampler_overrides)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
@@ -127,6 +131,12 @@ def _sampler_parent() -> argparse.ArgumentParser:
     )
     parent.add_argument("--history-frames", type=int, help="the short history of history guidance's reference, in frames (default: the world's)")
     parent.add_argument("--history-steps", type=int, help="how many of the first sampler steps history guidance applies to (default: the world's)")
+    parent.add_argument(
+        "--canvas",
+        choices=["on", "off"],
+        help="canvas memory: keep what a scrolling top-down world showed, in world coordinates, and show it again on return (default: the world's)",
+    )
+    parent.add_argument("--canvas-shift", type=int, help="the largest camera move per tick the canvas looks for, in pixels (default: the world's)")
     return parent
 
 

@@ -47,10 +47,16 @@ class Rollout:
         t = self.time
         keys = np.asarray(keys, np.float32)
         x0 = self._sample(keys, t)
-        ctx_tokens, ctx_sigma = self.sampler.context_version(x0, self.rng)
-        self._commit(ctx_tokens, ctx_sigma, keys, t)
-        self.time = t + 1
+        self.commit_own(x0, keys)
         return x0
+
+    def commit_own(self, x0: np.ndarray, keys: np.ndarray) -> None:
+        """Puts a generated frame's clean tokens [B, N, D] into the context as the next tick (with the sampler's
+        context noise), advancing time. `step` is predict + this; a world that edits its frame (canvas memory)
+        commits the edited tokens here instead."""
+        ctx_tokens, ctx_sigma = self.sampler.context_version(x0, self.rng)
+        self._commit(ctx_tokens, ctx_sigma, np.asarray(keys, np.float32), self.time)
+        self.time += 1
 
     def predict(self, keys: np.ndarray) -> np.ndarray:
         """The next frame's tokens without committing them (for teacher forcing: commit the real frame instead)."""

@@ -36,6 +36,9 @@ class SamplerConfig:
     history_guidance: float = 0.0  # w of x0 + w * (x0 - x0 seeing only the last history_frames frames); 0 = off
     history_frames: int = 1  # the short history of that reference (training showed 1..short_context_max)
     history_steps: int = 1  # how many of the first steps history guidance applies to
+    canvas: bool = False  # canvas memory (engine/world/canvas.py): keep what a scrolling top-down world showed, in
+    #   world coordinates, and show it again on return; for worlds whose camera scrolls over a still scene only
+    canvas_shift: int = 4  # the largest camera move per tick the canvas looks for, in pixels
 
     def sigmas(self) -> list[float]:
         if not 1 <= self.steps <= 16:
@@ -57,6 +60,8 @@ class SamplerConfig:
                 f", history guidance {self.history_guidance:g} against the last {self.history_frames} frame(s)"
                 f" on the first {min(self.history_steps, self.steps)} step(s)"
             )
+        if self.canvas:
+            text += f", canvas memory (camera moves up to {self.canvas_shift} px a tick)"
         return text
 
     @classmethod
@@ -76,6 +81,8 @@ class FlowSampler:
             raise ValueError(f"history guidance must be a finite number >= 0, got {cfg.history_guidance}")
         if cfg.history_frames < 1 or cfg.history_steps < 0:
             raise ValueError(f"history guidance needs history frames >= 1 and steps >= 0, got {cfg.history_frames} and {cfg.history_steps}")
+        if cfg.canvas and cfg.canvas_shift < 1:
+            raise ValueError(f"canvas shift must be >= 1 pixel, got {cfg.canvas_shift}")
 
     def sample(
         self,

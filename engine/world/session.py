@@ -22,6 +22,7 @@ from engine.frames import as_frame, fit_frame, quantize
 from engine.keys import KeySet
 from engine.world.backend import Backend
 from engine.world.bundle import WorldSpec
+from engine.world.canvas import Canvas
 
 
 class World:
@@ -46,6 +47,7 @@ class World:
                 f"history guidance's reference must see fewer frames than the world's context ({spec.dynamics.context}), got history frames {c.history_frames}"
             )
         self.rollout: Rollout | None = None
+        self.canvases: list[Canvas] | None = None  # canvas memory, one per world of the batch (when the sampler says so)
         self.batch = 0
         self.batched = False
         self.notices: list[str] = []  # things the user should be told (image resized, scene missing, ...)
@@ -166,6 +168,13 @@ class World:
             self.rollout = Rollout(stepper, self.sampler, (b, *tokens.shape[2:]), len(self.keyset), short)
             self.batch = b
         self.rollout.reset(tokens, context_keys, seed=seed)
+        self.canvases = None
+        if self.sampler_cfg.canvas:
+            self.canvases = [Canvas(self.frame_size, self.sampler_cfg.canvas_shift) for _ in range(b)]
+            held = np.zeros((b, length, len(self.keyset)), np.float32) if context_keys is None else context_keys
+            for canvas, clip, keys in zip(self.canvases, clips, held):
+                for frame, k in zip(clip, keys):
+                    canvas.observe(frame.astype(np.float32) / 255.0, k)
         self.batched = isinstance(context, list)  # a list of contexts: frames come back with a batch axis, even for one
         last = clips[:, -1]
         return last if self.batched else last[0]
@@ -187,10 +196,26 @@ class World:
         if self.rollout is None:
             raise SkyloopError("call reset(context) before step()")
         start = time.perf_counter()
-        tokens = self.rollout.step(self.keys_batch(keys))
-        frames = self.backend.decode_unit(tokens)
+        held = self.keys_batch(keys)
+        if self.canvases is None:
+            frames = self.backend.decode_unit(self.rollout.step(held))
+        else:
+            frames = self._step_with_canvas(held)
         self.last_step_ms = (time.perf_counter() - start) * 1000
         return frames if self.batched else frames[0]
+
+    def _step_with_canvas(self, held: np.ndarray) -> np.ndarray:
+        """A tick with canvas memory: the world's frame, composed with what the canvas remembers, is what is shown and
+        (re-encoded) what enters the context; a frame the canvas left alone enters as the world made it."""
+        x0 = self.rollout.predict(held)
+        own = self.backend.decode_unit(x0)
+        shown = np.stack([c.compose(f, k) for c, f, k in zip(self.canvases, own, held)])
+        edited = np.any(shown != own, axis=(1, 2, 3))
+        if edited.any():
+            x0 = x0.copy()
+            x0[edited] = self.backend.encode(quantize(shown[edited]))
+        self.rollout.commit_own(x0, held)
+        return shown
 
     def predict(self, keys=()) -> np.ndarray:
         """The next frame for these keys without keeping it (teacher forcing: observe() the real one instead)."""
@@ -205,19 +230,25 @@ class World:
             raise SkyloopError("call reset(context) before observe()")
         frames = np.asarray(frames)
         frames = frames.reshape(-1, *frames.shape[-3:])
-        self.rollout.commit_real(self.backend.encode(frames), self.keys_batch(keys))
+        held = self.keys_batch(keys)
+        self.rollout.commit_real(self.backend.encode(frames), held)
+        for canvas, frame, k in zip(self.canvases or [], frames, held):
+            canvas.observe(frame.astype(np.float32) / 255.0, k)
 
     def snapshot(self):
         """A save state: reset()-free restore() continues from exactly here."""
         if self.rollout is None:
             raise SkyloopError("call reset(context) before snapshot()")
-        return self.batch, self.rollout.snapshot()
+        canvases = None if self.canvases is None else [c.snapshot() for c in self.canvases]
+        return self.batch, self.rollout.snapshot(), canvases
 
     def restore(self, state) -> None:
-        batch, rollout_state = state
+        batch, rollout_state, canvases = state
         if batch != self.batch:
             raise SkyloopError(f"snapshot is of a batch of {batch}, the world now runs {self.batch}")
         self.rollout.restore(rollout_state)
+        for canvas, saved in zip(self.canvases or [], canvases or []):
+            canvas.restore(saved)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         return self.backend.encode(frames)
