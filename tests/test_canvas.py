@@ -83,6 +83,27 @@ def test_a_world_that_forgets_is_shown_what_it_showed_before():
     assert np.abs(np.stack(forgetful)).max() > 0.3, "(while the world's own frames were not)"
 
 
+def test_where_nothing_can_be_matched_the_camera_keeps_the_keys_usual_move():
+    """A view with nothing to match (a world melted into plain colour) must not freeze the camera, nor may the last
+    move measured (a blocked tick) set the rule, nor may noise pass for a move."""
+    rng = np.random.default_rng(2)
+    world = rng.random((64, 400, 3)).astype(np.float32)
+    canvas = Canvas((64, 64))
+    x = 0
+    canvas.observe(world[:, x : x + 64], RIGHT)
+    for _ in range(20):  # walking right, 2 pixels a tick
+        x += 2
+        canvas.observe(world[:, x : x + 64], RIGHT)
+    canvas.observe(world[:, x : x + 64], RIGHT)  # blocked once
+    assert canvas.origin == (0, x)
+    for tick in range(5):  # the view melts into plain colour: nothing left to match
+        canvas.observe(np.full((64, 64, 3), 0.4, np.float32), RIGHT)
+        assert canvas.origin == (0, x + 2 * (tick + 1)), "it keeps moving as the keys usually move it"
+    x = canvas.origin[1]
+    canvas.observe(np.full((64, 64, 3), 0.4, np.float32), LEFT)
+    assert canvas.origin == (0, x), "keys never seen moving anything: no move"
+
+
 def test_a_canvas_that_knows_nothing_changes_nothing():
     canvas = Canvas((64, 64))
     rng = np.random.default_rng(1)

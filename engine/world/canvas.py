@@ -6,7 +6,7 @@ no training), in the spirit of GameGAN's memory:
 
 - **Where the camera went.** Each new frame is matched against the one shown before it at every shift up to
   `max_shift` pixels; the best match is the camera's move. Where the match cannot tell (plain grass matches
-  every shift alike), the move last measured for the same keys is taken instead.
+  every shift alike), the move measured most often under the same keys is taken instead.
 - **What stays put.** A pixel is stored once the same world point has looked the same from two camera positions
   at least `settle` pixels apart: terrain does, a player sprite drawn in the middle of the screen does not (the
   world point under it shows terrain once the camera has moved on). Until then it is pending.
@@ -37,13 +37,19 @@ class Canvas:
     """The memory of one world (a batch of worlds keeps one each)."""
 
     def __init__(
-        self, frame_size: tuple[int, int], max_shift: int = 4, settle: int | None = None, tolerance: float = 0.1, margin: float = 2e-4, overlay_rate: float = 0.1
+        self,
+        frame_size: tuple[int, int],
+        max_shift: int = 4,
+        settle: int | None = None,
+        tolerance: float = 0.1,
+        margin: float = 2e-4,
+        overlay_rate: float = 0.1,
     ):
         """max_shift: the largest camera move per tick looked for, in pixels; settle: how far (pixels) the camera must
         have moved between two sightings of a world point that agree before it is stored (default: a quarter of
         the frame); tolerance: how far (max over the channels, in [0, 1]) two sightings may differ and agree;
-        margin: how much better (mean squared error) a move must match than the move last measured under the same
-        keys to be believed; overlay_rate: the EMA rate of a screen pixel's disagreements with the stored terrain."""
+        margin: how much better (mean squared error) a move must match than the move measured most often under the
+        same keys to be believed; overlay_rate: the EMA rate of a screen pixel's disagreements with the stored terrain."""
         if max_shift < 1:
             raise ValueError(f"canvas max shift must be >= 1 pixel, got {max_shift}")
         self.h, self.w = frame_size
@@ -63,7 +69,7 @@ class Canvas:
         self.origin = (0, 0)  # canvas pixel of the shown frame's top-left corner
         self.last: np.ndarray | None = None  # the frame shown last
         self.fails = np.zeros((self.h, self.w), np.float32)  # EMA of each screen pixel's disagreements with stored terrain
-        self.moves: dict[bytes, tuple[int, int]] = {}  # keys -> the move last measured under them
+        self.moves: dict[bytes, dict[tuple[int, int], int]] = {}  # keys -> how often each move was measured under them
         self.written = 0  # canvas pixels stored so far
 
     # ---- storage ---------------------------------------------------------------
@@ -133,14 +139,18 @@ class Canvas:
         return out
 
     def measure_move(self, before: np.ndarray, after: np.ndarray, keys: np.ndarray) -> tuple[int, int]:
-        """The camera's move from `before` to `after` (pixels, (dy, dx)): the best match, unless it is no clearer
-        than the move last measured under the same keys (then that one)."""
+        """The camera's move from `before` to `after` (pixels, (dy, dx)): the best match if it is clear (under half
+        the median error over all moves, and clearer than the alternative below); else the move measured most often
+        under the same keys. Not the last one: a blocked move is the exception, and a view with nothing to match
+        (plain grass, or a world melted into flat colour) must not freeze the camera."""
         errors = self._errors(before, after)
         best = min(errors, key=lambda s: (errors[s], abs(s[0]) + abs(s[1])))
         tag = np.asarray(keys, np.float32).tobytes()
-        prior = self.moves.get(tag, (0, 0))
-        if errors[best] < errors[prior] - self.margin:
-            self.moves[tag] = best
+        counts = self.moves.setdefault(tag, {})
+        prior = max(counts, key=lambda m: (counts[m], -abs(m[0]) - abs(m[1]))) if counts else (0, 0)
+        typical = float(np.median(list(errors.values())))
+        if (best == prior or errors[best] < errors[prior] - self.margin) and errors[best] < 0.5 * typical:  # a clear match
+            counts[best] = counts.get(best, 0) + 1
             return best
         return prior
 
@@ -150,13 +160,18 @@ class Canvas:
         always the world's own)."""
         return self.fails > 0.5
 
+    def _move(self, frame: np.ndarray, keys: np.ndarray) -> tuple[int, int]:
+        """Moves the origin with the camera from the last frame shown to `frame`; returns the move."""
+        if self.last is None:
+            return (0, 0)
+        dy, dx = self.measure_move(self.last, frame, keys)
+        self.origin = (self.origin[0] + dy, self.origin[1] + dx)
+        return dy, dx
+
     def _advance(self, frame: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Moves the origin with the camera from the last frame shown to `frame`, learns the overlay and sights the
         world points in view. Returns the stored pixels and where they are known, at the new origin."""
-        dy = dx = 0
-        if self.last is not None:
-            dy, dx = self.measure_move(self.last, frame, keys)
-            self.origin = (self.origin[0] + dy, self.origin[1] + dx)
+        dy, dx = self._move(frame, keys)
         stored, known = self.view(self.origin)
         # Votes come only from pixels that were in view before the move: the strip the camera reveals is the world's
         # guess at what it cannot see, wrong or not, and says nothing about what belongs to the screen.
