@@ -22,13 +22,14 @@
 # over worlds/<world>.safetensors where its row in docs/ablations.md beat the world before it (bounce, overworld;
 # the maze's GPU row was mixed with its 2-step sampler; with 4 steps and fresh noise it was shipped too, see the
 # sampler rows in docs/ablations.md). Samplers are chosen by those rows and stored with tools/set_sampler.py:
-# maze 4 steps, fresh noise, context noise 0.1; bounce 4 steps, implied noise; overworld 2 steps with key
-# guidance 0.5 on the first (docs/ablations.md, "Key guidance").
+# maze 4 steps, fresh noise, context noise 0.1, key guidance 1 on the first (docs/ablations.md, "Holding still");
+# bounce 4 steps, implied noise; overworld 2 steps with key guidance 0.5 on the first (docs/ablations.md, "Key
+# guidance") and canvas memory (docs/ablations.md, "Canvas memory").
 # On a machine with a GPU, after this script:
 #   tools/train_worlds_gpu.sh runs/gpu && cp runs/gpu/{maze,bounce,overworld}.safetensors worlds/
-#   .venv/bin/python tools/set_sampler.py worlds/maze.safetensors --steps 4 --stochastic true --context-noise 0.1
+#   .venv/bin/python tools/set_sampler.py worlds/maze.safetensors --steps 4 --stochastic true --context-noise 0.1 --key-guidance 1 --guided-steps 1
 #   .venv/bin/python tools/set_sampler.py worlds/bounce.safetensors --steps 4 --stochastic false --context-noise 0
-#   .venv/bin/python tools/set_sampler.py worlds/overworld.safetensors --steps 2 --key-guidance 0.5 --guided-steps 1
+#   .venv/bin/python tools/set_sampler.py worlds/overworld.safetensors --steps 2 --key-guidance 0.5 --guided-steps 1 --canvas on
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
