@@ -44,9 +44,7 @@ class Rollout:
 
     def step(self, keys: np.ndarray) -> np.ndarray:
         """Generates the next frame's clean tokens [B, N, D] for keys [B, K] and puts it into the context."""
-        t = self.time
-        keys = np.asarray(keys, np.float32)
-        x0 = self._sample(keys, t)
+        x0 = self.predict(keys)
         self.commit_own(x0, keys)
         return x0
 

@@ -63,8 +63,8 @@ class Canvas:
         self.clear()
 
     def clear(self) -> None:
-        # chunk (row, col) -> arrays [CHUNK, CHUNK, ...]: stored pixels, known, pending pixels, camera origin at the
-        # pending sighting, pending
+        # chunk (row, col) -> arrays [CHUNK, CHUNK, ...]: stored pixels, known, the pending sighting's pixels, the
+        # camera origin at it, and whether one is pending
         self.chunks: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         self.origin = (0, 0)  # canvas pixel of the shown frame's top-left corner
         self.last: np.ndarray | None = None  # the frame shown last
@@ -129,13 +129,19 @@ class Canvas:
             self.written += int(store.sum())
 
     # ---- the camera's move -------------------------------------------------------
+    def _overlap(self, dy: int, dx: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """For a camera move (dy, dx): the pixels of the new frame that were in view before, and where they were
+        in the old frame (after[a] shows what before[b] showed)."""
+        a = (slice(max(0, -dy), self.h - max(0, dy)), slice(max(0, -dx), self.w - max(0, dx)))
+        b = (slice(max(0, dy), self.h - max(0, -dy)), slice(max(0, dx), self.w - max(0, -dx)))
+        return a, b
+
     def _errors(self, before: np.ndarray, after: np.ndarray) -> dict[tuple[int, int], float]:
         """Mean squared error of after[y, x] against before[y + dy, x + dx] over their overlap, per move (dy, dx)."""
         out = {}
         for dy, dx in self.shifts:
-            a = after[max(0, -dy) : self.h - max(0, dy), max(0, -dx) : self.w - max(0, dx)]
-            b = before[max(0, dy) : self.h - max(0, -dy), max(0, dx) : self.w - max(0, -dx)]
-            d = (a - b).ravel()
+            a, b = self._overlap(dy, dx)
+            d = (after[a] - before[b]).ravel()
             out[(dy, dx)] = float(d @ d) / d.size  # np.mean's overhead is most of the cost at this size
         return out
 
@@ -161,23 +167,16 @@ class Canvas:
         always the world's own)."""
         return self.fails > 0.5
 
-    def _move(self, frame: np.ndarray, keys: np.ndarray) -> tuple[int, int]:
-        """Moves the origin with the camera from the last frame shown to `frame`; returns the move."""
-        if self.last is None:
-            return (0, 0)
-        dy, dx = self.measure_move(self.last, frame, keys)
-        self.origin = (self.origin[0] + dy, self.origin[1] + dx)
-        return dy, dx
-
     def _advance(self, frame: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Moves the origin with the camera from the last frame shown to `frame`, learns the overlay and sights the
         world points in view. Returns the stored pixels and where they are known, at the new origin."""
-        dy, dx = self._move(frame, keys)
+        dy, dx = (0, 0) if self.last is None else self.measure_move(self.last, frame, keys)
+        self.origin = (self.origin[0] + dy, self.origin[1] + dx)
         stored, known = self.view(self.origin)
         # Votes come only from pixels that were in view before the move: the strip the camera reveals is the world's
         # guess at what it cannot see, wrong or not, and says nothing about what belongs to the screen.
         voting = np.zeros_like(known)
-        voting[max(0, -dy) : self.h - max(0, dy), max(0, -dx) : self.w - max(0, dx)] = True
+        voting[self._overlap(dy, dx)[0]] = True
         voting &= known
         differs = (np.abs(frame - stored).max(axis=-1) > self.tolerance).astype(np.float32)
         self.fails[voting] += self.overlay_rate * (differs[voting] - self.fails[voting])
