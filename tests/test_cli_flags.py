@@ -58,6 +58,7 @@ def test_sampler_overrides_parse_alike(command):
     assert sampler_overrides(parser.parse_args(WORLD_COMMANDS[command] + ["--sampler-noise", "implied"])) == {"stochastic": False}
     assert sampler_overrides(parser.parse_args(WORLD_COMMANDS[command] + ["--canvas", "on", "--canvas-shift", "6"])) == {"canvas": True, "canvas_shift": 6}
     assert sampler_overrides(parser.parse_args(WORLD_COMMANDS[command] + ["--canvas", "off"])) == {"canvas": False}
+    assert sampler_overrides(parser.parse_args(WORLD_COMMANDS[command] + ["--retrace", "on"])) == {"retrace": True}
 
 
 def test_replay_has_no_sampler_flags_but_reads_as_no_override():

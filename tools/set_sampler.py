@@ -3,7 +3,7 @@
 The sampler is not trained: choose it with `skyloop bench consistency --sampler-steps N --context-noise X`,
 then store the winner. Usage: .venv/bin/python tools/set_sampler.py WORLD [--steps N] [--context-noise X] [--stochastic true|false]
 [--key-guidance W] [--guided-steps K] [--history-guidance W] [--history-frames F] [--history-steps K]
-[--canvas on|off] [--canvas-shift PX]
+[--canvas on|off] [--canvas-shift PX] [--retrace on|off]
 """
 
 import argparse
@@ -27,6 +27,7 @@ def main():
     ap.add_argument("--history-steps", type=int, help="how many of the first steps history guidance applies to")
     ap.add_argument("--canvas", choices=["on", "off"], help="canvas memory (scrolling top-down worlds only)")
     ap.add_argument("--canvas-shift", type=int, help="the largest camera move per tick the canvas looks for, in pixels")
+    ap.add_argument("--retrace", choices=["on", "off"], help="retrace memory (worlds whose moves have exact inverses)")
     args = ap.parse_args()
     bundle = load_bundle(args.world)
     names = ("steps", "context_noise", "key_guidance", "guided_steps", "history_guidance", "history_frames", "history_steps", "canvas_shift")
@@ -36,6 +37,8 @@ def main():
         changes["stochastic"] = args.stochastic == "true"
     if args.canvas:
         changes["canvas"] = args.canvas == "on"
+    if args.retrace:
+        changes["retrace"] = args.retrace == "on"
     spec = replace(bundle.spec, sampler=replace(bundle.spec.sampler, **changes))
     extra = {"start_frames": torch.from_numpy(bundle.start_frames)} if bundle.start_frames is not None else None
     sha = save_bundle(args.world, spec, bundle.tokenizer, bundle.dynamics, extra=extra)

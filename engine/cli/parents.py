@@ -66,6 +66,8 @@ def sampler_overrides(args) -> dict | None:
         over["canvas"] = args.canvas == "on"
     if getattr(args, "canvas_shift", None) is not None:
         over["canvas_shift"] = args.canvas_shift
+    if getattr(args, "retrace", None):
+        over["retrace"] = args.retrace == "on"
     return over or None
 
 
@@ -107,7 +109,7 @@ def _runtime_parent() -> argparse.ArgumentParser:
 
 
 def _sampler_parent() -> argparse.ArgumentParser:
-    """--sampler-steps, --context-noise, --sampler-noise, --schedule-power, --key-guidance, --guided-steps, --history-* and --canvas*: overrides of the world's sampler
+    """--sampler-steps, --context-noise, --sampler-noise, --schedule-power, --key-guidance, --guided-steps, --history-*, --canvas* and --retrace: overrides of the world's sampler
     settings (read by sampler_overrides)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--sampler-steps", type=int, help="sampler steps per frame (default: the world's)")
@@ -137,6 +139,11 @@ def _sampler_parent() -> argparse.ArgumentParser:
         help="canvas memory: keep what a scrolling top-down world showed, in world coordinates, and show it again on return (default: the world's)",
     )
     parent.add_argument("--canvas-shift", type=int, help="the largest camera move per tick the canvas looks for, in pixels (default: the world's)")
+    parent.add_argument(
+        "--retrace",
+        choices=["on", "off"],
+        help="retrace memory: keys that undo the last move (back after forward) show the frame from before it again (default: the world's)",
+    )
     return parent
 
 

@@ -39,6 +39,8 @@ class SamplerConfig:
     canvas: bool = False  # canvas memory (engine/world/canvas.py): keep what a scrolling top-down world showed, in
     #   world coordinates, and show it again on return; for worlds whose camera scrolls over a still scene only
     canvas_shift: int = 4  # the largest camera move per tick the canvas looks for, in pixels
+    retrace: bool = False  # retrace memory (engine/world/trail.py): keys that undo the last move show the frame from
+    #   before it again; for worlds whose moves have exact inverses and that stand still with no key held
 
     def sigmas(self) -> list[float]:
         if not 1 <= self.steps <= 16:
@@ -62,6 +64,8 @@ class SamplerConfig:
             )
         if self.canvas:
             text += f", canvas memory (camera moves up to {self.canvas_shift} px a tick)"
+        if self.retrace:
+            text += ", retrace memory"
         return text
 
     @classmethod

@@ -23,6 +23,7 @@ from engine.keys import KeySet
 from engine.world.backend import Backend
 from engine.world.bundle import WorldSpec
 from engine.world.canvas import Canvas
+from engine.world.trail import Trail, inverse_indices
 
 
 class World:
@@ -48,6 +49,11 @@ class World:
             )
         self.rollout: Rollout | None = None
         self.canvases: list[Canvas] | None = None  # canvas memory, one per world of the batch (when the sampler says so)
+        self.trails: list[Trail] | None = None  # retrace memory, likewise
+        if c.retrace and (inverse_indices(spec.keyset) < 0).all():
+            raise SkyloopError(
+                f"retrace memory needs keys that undo each other (forward/back, left/right); this world's keys are {', '.join(spec.keyset.names)}"
+            )
         self.batch = 0
         self.batched = False
         self.notices: list[str] = []  # things the user should be told (image resized, scene missing, ...)
@@ -175,6 +181,16 @@ class World:
             for canvas, clip, keys in zip(self.canvases, clips, held):
                 for frame, k in zip(clip, keys):
                     canvas.observe(frame.astype(np.float32) / 255.0, k)
+        self.trails = None
+        if self.sampler_cfg.retrace:
+            self.trails = [Trail(inverse_indices(self.keyset)) for _ in range(b)]
+            for i, trail in enumerate(self.trails):
+                trail.start(clips[i, 0], tokens[i, 0])
+                if context_keys is not None:  # the context's own ticks are steps of the way too
+                    for t in range(1, length):
+                        self._trail_observe(trail, clips[i, t], tokens[i, t], context_keys[i, t])
+                else:  # without their keys, the way starts at the last context frame
+                    trail.start(clips[i, -1], tokens[i, -1])
         self.batched = isinstance(context, list)  # a list of contexts: frames come back with a batch axis, even for one
         last = clips[:, -1]
         return last if self.batched else last[0]
@@ -197,25 +213,52 @@ class World:
             raise SkyloopError("call reset(context) before step()")
         start = time.perf_counter()
         held = self.keys_batch(keys)
-        if self.canvases is None:
+        if self.canvases is None and self.trails is None:
             frames = self.backend.decode_unit(self.rollout.step(held))
         else:
-            frames = self._step_with_canvas(held)
+            frames = self._step_with_memory(held)
         self.last_step_ms = (time.perf_counter() - start) * 1000
         return frames if self.batched else frames[0]
 
-    def _step_with_canvas(self, held: np.ndarray) -> np.ndarray:
-        """A tick with canvas memory: the world's frame, composed with what the canvas remembers, is what is shown and
-        (re-encoded) what enters the context; a frame the canvas left alone enters as the world made it."""
-        x0 = self.rollout.predict(held)
-        own = self.backend.decode_unit(x0)
-        shown = np.stack([c.compose(f, k) for c, f, k in zip(self.canvases, own, held)])
-        edited = np.any(shown != own, axis=(1, 2, 3))
+    def _step_with_memory(self, held: np.ndarray) -> np.ndarray:
+        """A tick with canvas and/or retrace memory. A world whose keys undo its last step (retrace) shows and commits
+        the frame from before that step, and the model is not run for it. Otherwise the world's frame, composed with
+        what the canvas remembers, is what is shown and (re-encoded) what enters the context; a frame the canvas left
+        alone enters as the world made it. The shown frame becomes the next step of the way if it moved."""
+        b = len(held)
+        recalled = [None] * b if self.trails is None else [trail.undo(k) for trail, k in zip(self.trails, held)]
+        fresh = [i for i in range(b) if recalled[i] is None]
+        if fresh:
+            x0 = self.rollout.predict(held)  # the whole batch: one call costs the same
+            shown = self.backend.decode_unit(x0)
+        else:
+            x0 = np.stack([r[1] for r in recalled])
+            shown = np.zeros((b, *self.frame_size, 3), np.float32)
+        x0 = x0.copy()
+        edited = np.zeros(b, bool)
+        for i in range(b):
+            if recalled[i] is not None:
+                shown[i] = recalled[i][0].astype(np.float32) / 255.0
+                x0[i] = recalled[i][1]
+                if self.canvases is not None:
+                    self.canvases[i].observe(shown[i], held[i])
+            elif self.canvases is not None:
+                composed = self.canvases[i].compose(shown[i], held[i])
+                edited[i] = np.any(composed != shown[i])
+                shown[i] = composed
         if edited.any():
-            x0 = x0.copy()
             x0[edited] = self.backend.encode(quantize(shown[edited]))
         self.rollout.commit_own(x0, held)
+        if self.trails is not None:
+            for i in fresh:
+                self.trails[i].record(quantize(shown[i]), x0[i], held[i])
         return shown
+
+    @staticmethod
+    def _trail_observe(trail: Trail, frame: np.ndarray, tokens: np.ndarray, keys: np.ndarray) -> None:
+        """A real frame after a tick with `keys`: it undoes the last step, or it is a step of its own if it moved."""
+        if trail.undo(keys) is None:
+            trail.record(frame, tokens, keys)
 
     def predict(self, keys=()) -> np.ndarray:
         """The next frame for these keys without keeping it (teacher forcing: observe() the real one instead)."""
@@ -231,24 +274,30 @@ class World:
         frames = np.asarray(frames)
         frames = frames.reshape(-1, *frames.shape[-3:])
         held = self.keys_batch(keys)
-        self.rollout.commit_real(self.backend.encode(frames), held)
+        tokens = self.backend.encode(frames)
+        self.rollout.commit_real(tokens, held)
         for canvas, frame, k in zip(self.canvases or [], frames, held):
             canvas.observe(frame.astype(np.float32) / 255.0, k)
+        for trail, frame, tok, k in zip(self.trails or [], frames, tokens, held):
+            self._trail_observe(trail, frame, tok, k)
 
     def snapshot(self):
         """A save state: reset()-free restore() continues from exactly here."""
         if self.rollout is None:
             raise SkyloopError("call reset(context) before snapshot()")
         canvases = None if self.canvases is None else [c.snapshot() for c in self.canvases]
-        return self.batch, self.rollout.snapshot(), canvases
+        trails = None if self.trails is None else [t.snapshot() for t in self.trails]
+        return self.batch, self.rollout.snapshot(), canvases, trails
 
     def restore(self, state) -> None:
-        batch, rollout_state, canvases = state
+        batch, rollout_state, canvases, trails = state
         if batch != self.batch:
             raise SkyloopError(f"snapshot is of a batch of {batch}, the world now runs {self.batch}")
         self.rollout.restore(rollout_state)
         for canvas, saved in zip(self.canvases or [], canvases or []):
             canvas.restore(saved)
+        for trail, saved in zip(self.trails or [], trails or []):
+            trail.restore(saved)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         return self.backend.encode(frames)
