@@ -296,3 +296,12 @@ def test_the_training_losses_run_a_compiled_forward_they_are_given():
     wrapped_tok = NoTruthValue(tok)
     assert torch.isfinite(tok.loss(torch.randint(0, 255, (2, 32, 32, 3), dtype=torch.uint8), forward=wrapped_tok))
     assert wrapped_tok.calls == 1
+
+
+def test_dynamics_settings_from_older_and_newer_world_files():
+    """A world file written while a training-only setting existed (motion_weight) still loads; a name this version
+    does not know is refused by name."""
+    saved = DynamicsConfig().to_json()
+    assert DynamicsConfig.from_json(saved | {"motion_weight": 4.0}) == DynamicsConfig()
+    with pytest.raises(ValueError, match="unknown dynamics settings warp_drive"):
+        DynamicsConfig.from_json(saved | {"warp_drive": 1})

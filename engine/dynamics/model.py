@@ -27,7 +27,7 @@ outputs.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
@@ -79,9 +79,18 @@ class DynamicsConfig:
 
     @classmethod
     def from_json(cls, obj: dict) -> "DynamicsConfig":
-        obj = dict(obj)
+        """Settings from a world file. Training-only settings that were tried and removed are dropped (world files
+        made while they existed still load); any other unknown name is refused, by name."""
+        obj = {k: v for k, v in obj.items() if k not in RETIRED_SETTINGS}
+        unknown = sorted(set(obj) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown dynamics settings {', '.join(unknown)} (a world file from a newer skyloop?)")
         obj["token_grid"] = tuple(obj["token_grid"])
         return cls(**obj)
+
+
+# Training-only settings that once existed (they shaped the loss, not the network): a world file that names one loads.
+RETIRED_SETTINGS = {"motion_weight"}  # 2026-11-28, dropped in 2113879: lost to plain teacher forcing (docs/ablations.md)
 
 
 def sigma_features(sigma: torch.Tensor, dim: int) -> torch.Tensor:
