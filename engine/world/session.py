@@ -184,13 +184,12 @@ class World:
         self.trails = None
         if self.sampler_cfg.retrace:
             self.trails = [Trail(inverse_indices(self.keyset)) for _ in range(b)]
+            # the context's own ticks are steps of the way too; without their keys, the way starts at its last frame
+            first = 0 if context_keys is not None else length - 1
             for i, trail in enumerate(self.trails):
-                trail.start(clips[i, 0], tokens[i, 0])
-                if context_keys is not None:  # the context's own ticks are steps of the way too
-                    for t in range(1, length):
-                        self._trail_observe(trail, clips[i, t], tokens[i, t], context_keys[i, t])
-                else:  # without their keys, the way starts at the last context frame
-                    trail.start(clips[i, -1], tokens[i, -1])
+                trail.start(clips[i, first], tokens[i, first])
+                for t in range(first + 1, length):
+                    trail.observe(clips[i, t], tokens[i, t], context_keys[i, t])
         self.batched = isinstance(context, list)  # a list of contexts: frames come back with a batch axis, even for one
         last = clips[:, -1]
         return last if self.batched else last[0]
@@ -254,12 +253,6 @@ class World:
                 self.trails[i].record(quantize(shown[i]), x0[i], held[i])
         return shown
 
-    @staticmethod
-    def _trail_observe(trail: Trail, frame: np.ndarray, tokens: np.ndarray, keys: np.ndarray) -> None:
-        """A real frame after a tick with `keys`: it undoes the last step, or it is a step of its own if it moved."""
-        if trail.undo(keys) is None:
-            trail.record(frame, tokens, keys)
-
     def predict(self, keys=()) -> np.ndarray:
         """The next frame for these keys without keeping it (teacher forcing: observe() the real one instead)."""
         if self.rollout is None:
@@ -279,7 +272,7 @@ class World:
         for canvas, frame, k in zip(self.canvases or [], frames, held):
             canvas.observe(frame.astype(np.float32) / 255.0, k)
         for trail, frame, tok, k in zip(self.trails or [], frames, tokens, held):
-            self._trail_observe(trail, frame, tok, k)
+            trail.observe(frame, tok, k)
 
     def snapshot(self):
         """A save state: reset()-free restore() continues from exactly here."""

@@ -19,8 +19,9 @@ keys alone (no simulator state, no training):
 What it does not do: recognise a place reached by another path (turning around and walking back, a full turn on
 the spot). That needs a map, which the canvas (top-down worlds) keeps and this does not. Keys without an opposite
 (jump, fire) are never undone; a game whose picture changes while the player stands (an animated sprite: the
-overworld's recalled frames matched the real ones in 1% of its undos) gets a stale picture back; a world that moves with no key held (bounce) must not use it: it is a per-world
-setting (`SamplerConfig.retrace`), chosen by the benchmark like any other.
+overworld's recalled frames matched the real ones in 1% of its undos) gets a stale picture back; a world that moves
+with no key held (bounce) must not use it: it is a per-world setting (`SamplerConfig.retrace`), chosen by the
+benchmark like any other.
 
 numpy only; frames are uint8 [H, W, 3].
 """
@@ -49,9 +50,7 @@ class Trail:
 
     def _undoes(self, keys: np.ndarray) -> bool:
         """Whether `keys` [K] (multi-hot) are the opposite of the last step's one key."""
-        last = self.steps[-1][2] if self.steps else None
-        if last is None:
-            return False
+        last = self.steps[-1][2]  # never the start's None: undo() asks only with a step above it
         held = np.flatnonzero(last)
         if len(held) != 1 or self.inverse[held[0]] < 0:  # see the module's notes: one key, with an opposite
             return False
@@ -61,7 +60,7 @@ class Trail:
 
     def undo(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """If `keys` undo the last step: forgets that step and returns (frame, tokens) from before it; else None."""
-        if len(self.steps) < 2 or not self._undoes(keys):
+        if len(self.steps) < 2 or not self._undoes(keys):  # the oldest kept frame cannot be undone past
             return None
         self.steps.pop()
         frame, tokens, _ = self.steps[-1]
@@ -76,6 +75,11 @@ class Trail:
         """The world showed `frame` (tokens committed for it) after a tick with `keys`: a step of the way if it moved."""
         if np.asarray(keys).any() and self.moved(frame):
             self.steps.append((np.asarray(frame, np.uint8), np.array(tokens), np.array(keys, np.float32)))
+
+    def observe(self, frame: np.ndarray, tokens: np.ndarray, keys: np.ndarray) -> None:
+        """A real frame after a tick with `keys`: it undoes the last step, or it is a step of its own if it moved."""
+        if self.undo(keys) is None:
+            self.record(frame, tokens, keys)
 
     def __len__(self) -> int:
         """Steps back that can be retraced."""
