@@ -133,6 +133,37 @@ def test_a_rollout_buffer_cuts_windows_deeper_than_the_context_from_what_play_wo
     assert buf.refreshes == 1 + 12 // 3
 
 
+def test_an_anchored_buffer_cuts_windows_only_where_the_rollout_stayed_near_the_truth():
+    from engine.dynamics.self_forcing import SelfForcing
+    from engine.errors import SkyloopError
+
+    model, _, _ = _model_and_windows(w=4, b=8)
+    cfg = model.cfg
+    cfg.rollout_p, cfg.rollout_frames, cfg.rollout_refresh, cfg.rollout_buffer, cfg.rollout_keep = 1.0, 7, 50, 3, 0.25
+    tokens, keys, draw = _sequences(cfg, 3, cfg.context + 7 + 1)
+    sf = SelfForcing(cfg, SamplerConfig(steps=2, context_noise=0.1), np.random.default_rng(0), draw)
+    assert "25% least drifted" in sf.describe()
+    real, real_keys = torch.randn(8, 5, 4, 8), torch.zeros(8, 5, 3)
+    sf.batch(model, real, real_keys)
+    buf = sf.buffer
+    # The error of each (rollout, depth) pair's last context frame, own vs real, computed here from the buffer itself.
+    drift = np.array([[((buf.own[m, 4 + r - 1] - tokens[m, 4 + r - 1]) ** 2).mean() for r in range(1, 8)] for m in range(3)])
+    kept = {(int(m), int(r)) for m, r in buf.pairs}
+    assert len(kept) == round(0.25 * 21) == 5
+    worst_kept = max(drift[m, r - 1] for m, r in kept)
+    dropped = [drift[m, r - 1] for m in range(3) for r in range(1, 8) if (m, r) not in kept]
+    assert worst_kept <= min(dropped), "the kept pairs are the least drifted ones"
+    for _ in range(10):  # every window drawn is cut at a kept pair
+        t, _, context = sf.batch(model, real, real_keys)
+        for i in range(8):
+            pair = next((j, r) for j in range(3) for r in range(1, 8) if np.array_equal(t[i].numpy(), tokens[j, r : r + 5]))
+            assert pair in kept
+            np.testing.assert_allclose(context[i].numpy(), buf.own[pair[0], pair[1] : pair[1] + 4])
+    cfg.rollout_keep = 0.0
+    with pytest.raises(SkyloopError, match="rollout_keep"):
+        SelfForcing(cfg, SamplerConfig(), np.random.default_rng(0), draw)
+
+
 def test_self_forcing_past_the_context_needs_a_buffer():
     from engine.dynamics.self_forcing import SelfForcing
     from engine.errors import SkyloopError

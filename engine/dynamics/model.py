@@ -59,6 +59,9 @@ class DynamicsConfig:
     rollout_refresh: int = 0  # training: 0 = roll out each batch's windows in place; N = cut them from a buffer of own
     #   rollouts from real warm-up contexts, regenerated every N steps (self_forcing.RolloutBuffer)
     rollout_buffer: int = 64  # training: rollouts in that buffer
+    rollout_keep: float = 1.0  # training: windows are cut only from this share of the buffer's (rollout, depth) pairs,
+    #   those whose last own context frame is closest to the real one (anchored: a context drifted past recognition has
+    #   a target it cannot predict, and teaches the model to ignore its context and keys)
     hold_still_p: float = 0.0  # training: share of windows whose last 1..W frames are the frame before them held still
     #   under no keys (a player letting go), for games that stand still when no key is held: checked on the data
 

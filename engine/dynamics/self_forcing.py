@@ -80,6 +80,11 @@ class RolloutBuffer:
     the W frames before position W + r, as the rollout made them (the last min(r, W) are own), its target the real
     frame at W + r and its keys the real ones, so the model learns to bring its own drifted context back to the truth
     r ticks after the last real frame.
+
+    Anchored (`rollout_keep` < 1): windows are cut only from that share of the M x R (rollout, depth) pairs whose last
+    context frame (own frame W + r - 1) is closest, in mean squared latent error, to the real frame there. A rollout
+    that has drifted to another place has a real target it cannot predict from its context; trained on it, the model
+    learns to ignore its context and its keys (docs/ablations.md, maze-deep24). Deep windows that stayed on track are kept.
     """
 
     def __init__(self, cfg: DynamicsConfig, sampler: SamplerConfig, rng: np.random.Generator, draw):
@@ -95,6 +100,13 @@ class RolloutBuffer:
         own = own_rollouts(dynamics, tokens_t[:, : w + self.cfg.rollout_frames], torch.from_numpy(keys), w, self.sampler, int(self.rng.integers(2**31)))
         self.tokens, self.keys = tokens, keys
         self.own = np.concatenate([tokens[:, :w], own], axis=1)  # [M, W + R, N, D]: the warm-up context, then own frames
+        self.pairs = None
+        if self.cfg.rollout_keep < 1:
+            r = self.cfg.rollout_frames
+            drift = ((own - tokens[:, w : w + r]) ** 2).mean(axis=(2, 3))  # [M, R]: the last context frame at depth 1..R
+            keep = max(1, int(round(self.cfg.rollout_keep * drift.size)))
+            order = np.argsort(drift, axis=None, kind="stable")[:keep]
+            self.pairs = np.stack(np.unravel_index(order, drift.shape), axis=1) + [0, 1]  # [keep, 2]: (rollout, depth)
         self.draws_left = self.cfg.rollout_refresh
         self.refreshes += 1
 
@@ -104,8 +116,11 @@ class RolloutBuffer:
             self.refresh(dynamics, device)
         self.draws_left -= 1
         w = self.cfg.context
-        rows = self.rng.integers(0, len(self.own), n)
-        depth = self.rng.integers(1, self.cfg.rollout_frames + 1, n)
+        if self.pairs is None:
+            rows = self.rng.integers(0, len(self.own), n)
+            depth = self.rng.integers(1, self.cfg.rollout_frames + 1, n)
+        else:
+            rows, depth = self.pairs[self.rng.integers(0, len(self.pairs), n)].T
         tokens = np.stack([self.tokens[i, r : r + w + 1] for i, r in zip(rows, depth)])
         keys = np.stack([self.keys[i, r : r + w + 1] for i, r in zip(rows, depth)])
         context = np.stack([self.own[i, r : r + w] for i, r in zip(rows, depth)])
@@ -128,6 +143,8 @@ class SelfForcing:
         if cfg.rollout_p > 0 and cfg.rollout_refresh > 0:
             if draw is None:
                 raise ValueError("a rollout buffer needs draw(rng, batch): real sequences of context + rollout_frames + 1 frames")
+            if not 0 < cfg.rollout_keep <= 1:
+                raise SkyloopError(f"dynamics.rollout_keep is a share of the buffer's windows, in (0, 1], got {cfg.rollout_keep}")
             if cfg.rollout_frames < 1 or cfg.rollout_buffer < 1:
                 raise SkyloopError(
                     f"a rollout buffer needs dynamics.rollout_frames >= 1 and dynamics.rollout_buffer >= 1, got {cfg.rollout_frames} and {cfg.rollout_buffer}"
@@ -143,7 +160,8 @@ class SelfForcing:
     def describe(self) -> str:
         c = self.cfg
         if self.buffer is not None:
-            return f"1-{c.rollout_frames} own frames deep, from {c.rollout_buffer} rollouts regenerated every {c.rollout_refresh} steps"
+            anchored = f", the {c.rollout_keep:.0%} least drifted" if c.rollout_keep < 1 else ""
+            return f"1-{c.rollout_frames} own frames deep{anchored}, from {c.rollout_buffer} rollouts regenerated every {c.rollout_refresh} steps"
         return f"1-{min(c.rollout_frames, c.context - 1)} generated context frames, in place"
 
     def batch(self, dynamics: Dynamics, window_tokens: torch.Tensor, window_keys: torch.Tensor):
