@@ -1,0 +1,108 @@
+"""How far a world's own rollouts drift from the truth, and how much its keys still move the next frame from them.
+
+From random windows of recorded episodes: the world's own rollout (its stored sampler, the real keys) continues
+`context` real frames for `--depth` ticks. Printed:
+1) drift by depth: the mean squared latent error of the own frame against the real one (median and quartiles), and
+   for scale how far the real frame has moved from the last real context frame;
+2) key sensitivity: the mean squared latent difference between next-frame predictions under two different keys
+   (turn left vs turn right, forward vs none, ...) from the real context, from an own context `context` ticks deep,
+   and from the real context blurred by `--blur` pixels (decoded frames blurred and re-encoded).
+The maze's figures are in docs/ablations.md ("Anchored self forcing").
+
+    .venv/bin/python tools/own_context_probe.py worlds/maze.safetensors --data data/maze
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> the same frames blurred by a separable Gaussian of `sigma` pixels, uint8."""
+    r = max(1, int(3 * sigma))
+    g = torch.exp(-(torch.arange(-r, r + 1.0) ** 2) / (2 * sigma**2))
+    g = g / g.sum()
+    x = frames.permute(0, 3, 1, 2).float()
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("world")
+    ap.add_argument("--data", required=True, help="a folder of episodes (ep_*.npz)")
+    ap.add_argument("--episodes", type=int, default=20, help="the last N episodes of the folder (training holds out the last ones)")
+    ap.add_argument("--per-episode", type=int, default=3)
+    ap.add_argument("--depth", type=int, default=24, help="own rollout depth for the drift table")
+    ap.add_argument("--blur", type=float, default=1.5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from engine.data.dataset import Dataset
+    from engine.dynamics.cache import torch_rollout
+    from engine.dynamics.self_forcing import own_rollouts
+    from engine.world.bundle import load_bundle
+
+    bundle = load_bundle(args.world)
+    tok, dyn, sampler = bundle.tokenizer, bundle.dynamics, bundle.spec.sampler
+    w, n_keys = bundle.spec.dynamics.context, bundle.spec.dynamics.num_keys
+    names = list(bundle.spec.keyset.names)
+    length = w + max(args.depth, w)
+    rng = np.random.default_rng(1)
+    ds = Dataset.open(Path(args.data))
+    frames, keys = [], []
+    for entry in ds.manifest.episodes[-args.episodes :]:
+        f, k = ds.load(entry)
+        for _ in range(args.per_episode):
+            s = int(rng.integers(0, len(f) - length))
+            frames.append(f[s : s + length])
+            keys.append(k[s : s + length])
+    frames, keys = np.stack(frames), np.stack(keys).astype(np.float32)
+    b = len(frames)
+    with torch.no_grad():
+        flat = torch.from_numpy(frames.reshape(-1, *frames.shape[2:]))
+        tokens = torch.cat([tok.encode(flat[i : i + 256]) for i in range(0, len(flat), 256)]).reshape(b, length, -1, bundle.spec.dynamics.token_dim)
+    own = own_rollouts(dyn, tokens, torch.from_numpy(keys), w, sampler, seed=0)  # [B, length - w, N, D]
+    real = tokens[:, w:].numpy()
+    drift = ((own - real) ** 2).mean(axis=(2, 3))
+    move = ((real - tokens[:, w - 1 : w].numpy()) ** 2).mean(axis=(2, 3))
+    print(f"{b} windows of {args.data}, latent variance {tokens.var():.2f}")
+    print("depth | own vs real: median (quartiles) | real move since the context, median")
+    for r in (1, 2, 4, 8, 12, 16, 24, 32, 48, 64):
+        if r <= args.depth:
+            q1, med, q3 = np.percentile(drift[:, r - 1], [25, 50, 75])
+            print(f"{r:5d} | {med:.3f} ({q1:.3f}-{q3:.3f}) | {np.median(move[:, r - 1]):.3f}")
+
+    with torch.no_grad():
+        blurred = gaussian_blur(torch.from_numpy(frames[:, w : 2 * w].reshape(-1, *frames.shape[2:])), args.blur)
+        blurred = tok.encode(blurred).reshape(b, w, *tokens.shape[2:]).numpy()
+    ctx_keys = keys[:, w : 2 * w]
+
+    def step(context: np.ndarray, held: list[str]) -> np.ndarray:
+        k = np.zeros((b, n_keys), np.float32)
+        for name in held:
+            k[:, names.index(name)] = 1
+        roll = torch_rollout(dyn, b, "cpu", sampler)
+        roll.reset(context.astype(np.float32), ctx_keys, seed=0)
+        return roll.step(k)
+
+    pairs = [(a, c) for a, c in (("turn_left", "turn_right"), ("left", "right"), ("forward", None), ("up", None)) if a in names and (c is None or c in names)]
+    if not pairs:
+        pairs = [(names[0], names[1] if len(names) > 1 else None)]
+    contexts = {"real": tokens[:, w : 2 * w].numpy(), f"own, {w} deep": own[:, :w], f"real, blurred {args.blur:g} px": blurred}
+    print("\nkey sensitivity: mean squared latent difference between the next-frame predictions under two keys")
+    print("context".ljust(22) + "".join(f" | {a} vs {c or 'none'}" for a, c in pairs) + " | context vs real")
+    for label, ctx in contexts.items():
+        diffs = [float(((step(ctx, [a]) - step(ctx, [c] if c else [])) ** 2).mean()) for a, c in pairs]
+        gap = float(((ctx - contexts["real"]) ** 2).mean())
+        print(label.ljust(22) + "".join(f" | {d:.3f}".ljust(len(f" | {a} vs {c or 'none'}") + 3) for d, (a, c) in zip(diffs, pairs)) + f" | {gap:.3f}")
+
+
+if __name__ == "__main__":
+    main()
