@@ -24,9 +24,10 @@ import torch.nn.functional as F
 
 def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
     """uint8 [B, H, W, 3] -> the same frames blurred by a separable Gaussian of `sigma` pixels, uint8."""
+    from engine.bench.metrics import _gaussian_kernel
+
     r = max(1, int(3 * sigma))
-    g = torch.exp(-(torch.arange(-r, r + 1.0) ** 2) / (2 * sigma**2))
-    g = g / g.sum()
+    g = torch.from_numpy(_gaussian_kernel(sigma, r)).float()
     x = frames.permute(0, 3, 1, 2).float()
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)
     x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
@@ -47,6 +48,7 @@ def main() -> None:
     from engine.data.dataset import Dataset
     from engine.dynamics.cache import torch_rollout
     from engine.dynamics.self_forcing import own_rollouts
+    from engine.train.latents import encode_episodes
     from engine.world.bundle import load_bundle
 
     bundle = load_bundle(args.world)
@@ -65,9 +67,7 @@ def main() -> None:
             keys.append(k[s : s + length])
     frames, keys = np.stack(frames), np.stack(keys).astype(np.float32)
     b = len(frames)
-    with torch.no_grad():
-        flat = torch.from_numpy(frames.reshape(-1, *frames.shape[2:]))
-        tokens = torch.cat([tok.encode(flat[i : i + 256]) for i in range(0, len(flat), 256)]).reshape(b, length, -1, bundle.spec.dynamics.token_dim)
+    tokens = torch.from_numpy(np.stack(encode_episodes(tok, zip(frames, keys), "cpu")).astype(np.float32))  # as training sees them
     own = own_rollouts(dyn, tokens, torch.from_numpy(keys), w, sampler, seed=0)  # [B, length - w, N, D]
     real = tokens[:, w:].numpy()
     drift = ((own - real) ** 2).mean(axis=(2, 3))
@@ -97,11 +97,12 @@ def main() -> None:
         pairs = [(names[0], names[1] if len(names) > 1 else None)]
     contexts = {"real": tokens[:, w : 2 * w].numpy(), f"own, {w} deep": own[:, :w], f"real, blurred {args.blur:g} px": blurred}
     print("\nkey sensitivity: mean squared latent difference between the next-frame predictions under two keys")
-    print("context".ljust(22) + "".join(f" | {a} vs {c or 'none'}" for a, c in pairs) + " | context vs real")
+    heads = [f" | {a} vs {c or 'none'}" for a, c in pairs]
+    print("context".ljust(22) + "".join(heads) + " | context vs real")
     for label, ctx in contexts.items():
         diffs = [float(((step(ctx, [a]) - step(ctx, [c] if c else [])) ** 2).mean()) for a, c in pairs]
         gap = float(((ctx - contexts["real"]) ** 2).mean())
-        print(label.ljust(22) + "".join(f" | {d:.3f}".ljust(len(f" | {a} vs {c or 'none'}") + 3) for d, (a, c) in zip(diffs, pairs)) + f" | {gap:.3f}")
+        print(label.ljust(22) + "".join(f" | {d:.3f}".ljust(len(h)) for d, h in zip(diffs, heads)) + f" | {gap:.3f}")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ class RolloutBuffer:
         self.cfg, self.sampler, self.rng, self.draw = cfg, sampler, rng, draw
         self.draws_left = 0  # windows are drawn from the current rollouts this many more times before a refresh
         self.tokens = self.keys = self.own = None
+        self.pairs = None  # anchored: the (rollout, depth) pairs windows are cut at; None = all of them
         self.refreshes = 0
 
     def refresh(self, dynamics: Dynamics, device) -> None:
@@ -100,7 +101,6 @@ class RolloutBuffer:
         own = own_rollouts(dynamics, tokens_t[:, : w + self.cfg.rollout_frames], torch.from_numpy(keys), w, self.sampler, int(self.rng.integers(2**31)))
         self.tokens, self.keys = tokens, keys
         self.own = np.concatenate([tokens[:, :w], own], axis=1)  # [M, W + R, N, D]: the warm-up context, then own frames
-        self.pairs = None
         if self.cfg.rollout_keep < 1:
             r = self.cfg.rollout_frames
             drift = ((own - tokens[:, w : w + r]) ** 2).mean(axis=(2, 3))  # [M, R]: the last context frame at depth 1..R
