@@ -64,6 +64,9 @@ class DynamicsConfig:
     #   a target it cannot predict, and teaches the model to ignore its context and keys)
     hold_still_p: float = 0.0  # training: share of windows whose last 1..W frames are the frame before them held still
     #   under no keys (a player letting go), for games that stand still when no key is held: checked on the data
+    key_contrast: float = 0.0  # training: weight of the key-contrast term: a target predicted under the opposite keys
+    #   (turn_left <-> turn_right, forward <-> back, ...) must land at least KEY_CONTRAST_RATIO times further from the
+    #   real frame than under the keys actually held (noise levels above 0.5, where the keys decide the picture)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -90,6 +93,10 @@ class DynamicsConfig:
             raise ValueError(f"unknown dynamics settings {', '.join(unknown)} (a world file from a newer skyloop?)")
         obj["token_grid"] = tuple(obj["token_grid"])
         return cls(**obj)
+
+
+KEY_CONTRAST_RATIO = 2.0  # the key-contrast margin: error under the opposite keys / error under the held keys
+KEY_CONTRAST_MIN_SIGMA = 0.5  # the key-contrast term grades targets noisier than this
 
 
 # Training-only settings that once existed (they shaped the loss, not the network): a world file that names one loads.
@@ -260,13 +267,14 @@ class Dynamics(nn.Module):
             x, _, _ = block(x, block_cond, self.rope, token_times, mask=mask)
         return self._out(x, cond)
 
-    def forward(self, context_tokens, context_sigma, target_tokens, target_sigma, keys, visible=None):
+    def forward(self, context_tokens, context_sigma, target_tokens, target_sigma, keys, visible=None, target_keys=None):
         """Training pass over a window of W + 1 frames.
 
         context_tokens [B, W, N, D]: frames 0..W-1 with additive noise of std context_sigma [B, W];
         target_tokens  [B, W, N, D]: noisy frames 1..W at levels target_sigma [B, W];
         keys [B, W + 1, K]: keys[:, t] produced frame t;
-        visible [B] (optional): how many of the latest context frames each window's targets may see (default W).
+        visible [B] (optional): how many of the latest context frames each window's targets may see (default W);
+        target_keys [B, W, K] (optional): keys the target copies are conditioned on instead of keys[:, 1:].
         Returns predicted clean tokens of frames 1..W, [B, W, N, D].
         """
         w = context_tokens.shape[1]
@@ -274,7 +282,7 @@ class Dynamics(nn.Module):
         all_times = torch.cat([times[:w], times[1:]])[None].expand(keys.shape[0], -1)
         tokens = torch.cat([context_tokens, target_tokens], dim=1)
         sigma = torch.cat([context_sigma, target_sigma], dim=1)
-        frame_keys = torch.cat([keys[:, :w], keys[:, 1:]], dim=1)
+        frame_keys = torch.cat([keys[:, :w], keys[:, 1:] if target_keys is None else target_keys], dim=1)
         role = torch.cat([torch.ones_like(context_sigma), torch.zeros_like(target_sigma)], dim=1)
         mask = two_stream_mask(w, w, keys.device, visible)
         if mask.ndim == 3:  # one mask per window: [B, 1, F, F] broadcasts over heads
@@ -331,17 +339,35 @@ class Dynamics(nn.Module):
         *,
         context_clean: torch.Tensor | None = None,
         forward=None,
+        key_swap: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The training objective on windows of W + 1 frames: noise them (`training_inputs`), predict the clean
         targets, x0-prediction MSE over every target token (float32 whatever the autocast).
 
         context_clean: own-rollout context (self forcing, see self_forcing.py); forward: the module to run,
-        a DDP or compiled wrapper of this one (default: this one).
+        a DDP or compiled wrapper of this one (default: this one); key_swap [K, K]: the permutation that maps each
+        key to its opposite (`key_swap_matrix`), needed by `key_contrast` > 0.
         """
         inputs = self.training_inputs(window_tokens, window_keys, context_clean, generator)
         target_clean = inputs.pop("target_clean")
-        predicted_clean = (self if forward is None else forward)(**inputs)  # not `forward or self`: a compiled module has no truth value
-        return (predicted_clean.float() - target_clean).pow(2).mean()
+        run = self if forward is None else forward  # not `forward or self`: a compiled module has no truth value
+        if self.cfg.key_contrast <= 0:
+            return (run(**inputs).float() - target_clean).pow(2).mean()
+        if key_swap is None:
+            raise ValueError("dynamics.key_contrast needs the keys' opposites (key_swap)")
+        held = inputs["keys"][:, 1:]
+        swapped = held @ key_swap.to(held.dtype)
+        # held and opposite keys in one batch: the same noisy inputs, only the targets' keys differ
+        both = {k: (torch.cat([v, v]) if torch.is_tensor(v) else v) for k, v in inputs.items()}
+        predicted = run(**both, target_keys=torch.cat([held, swapped])).float()
+        b = held.shape[0]
+        err = (predicted - torch.cat([target_clean, target_clean])).pow(2).mean(dim=(2, 3))  # [2B, W]
+        mse = err[:b].mean()
+        graded = (swapped != held).any(-1) & (inputs["target_sigma"] > KEY_CONTRAST_MIN_SIGMA)  # [B, W]
+        if not graded.any():
+            return mse + 0.0 * err[b:].sum()  # every parameter still gets a gradient (DDP)
+        gap = torch.log(err[:b] + 1e-4) - torch.log(err[b:] + 1e-4) + math.log(KEY_CONTRAST_RATIO)
+        return mse + self.cfg.key_contrast * F.relu(gap)[graded].mean()
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: matrices decay; norms, biases and position tables do not."""
@@ -371,6 +397,17 @@ class Dynamics(nn.Module):
             new_k.append(k)
             new_v.append(v)
         return self._out(x, cond)[:, 0], torch.stack(new_k), torch.stack(new_v)
+
+
+def key_swap_matrix(keyset) -> torch.Tensor:
+    """[K, K] permutation: multi-hot keys @ it = the same keys with each one swapped for its opposite
+    (keyset.opposite; a key without one stays)."""
+    names = list(keyset.names)
+    swap = torch.zeros(len(names), len(names))
+    for i, name in enumerate(names):
+        other = keyset.opposite(name)
+        swap[i, names.index(other) if other is not None else i] = 1.0
+    return swap
 
 
 def two_stream_mask(n_context: int, n_target: int, device=None, visible: torch.Tensor | None = None) -> torch.Tensor:

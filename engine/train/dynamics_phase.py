@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.dynamics.model import Dynamics
+from engine.dynamics.model import Dynamics, key_swap_matrix
 from engine.dynamics.self_forcing import SelfForcing
 from engine.errors import SkyloopError
 from engine.tokenizer.model import Tokenizer
@@ -71,6 +71,12 @@ class DynamicsPhase:
         if dcfg.rollout_p > 0 and dcfg.rollout_refresh > 0:  # a rollout buffer: real sequences of warm-up + rollout + target
             draw = WindowSampler(train_tokens, [k for _, k in ctx.train_episodes], dcfg.context + dcfg.rollout_frames + 1).sample
         self.self_forcing = SelfForcing(dcfg, ctx.preset.sampler, self.rngs["self_forcing"], draw)
+        self.key_swap = key_swap_matrix(ctx.dataset.keyset).to(dist.device)
+        if dcfg.key_contrast > 0 and torch.equal(self.key_swap, torch.eye(len(self.key_swap), device=dist.device)):
+            raise SkyloopError(
+                f"dynamics.key_contrast={dcfg.key_contrast:g} grades predictions under the opposite keys, but none of this game's keys "
+                f"{list(ctx.dataset.keyset.names)} has an opposite; leave it at 0 for this game"
+            )
         self.modules = {"tokenizer": self.tokenizer, "dynamics": self.dynamics} | ({"ema": self.ema} if self.ema is not None else {})
         self.local = dist.local_batch(cfg.dynamics_batch)
         self.frames_per_step = self.local * (dcfg.context + 1)
@@ -82,6 +88,7 @@ class DynamicsPhase:
         ctx.say(
             f"dynamics: {n_params / 1e6:.2f} M parameters, {dcfg.tokens_per_frame} tokens per frame, context {dcfg.context} frames"
             + (f", self forcing on {dcfg.rollout_p:.0%} of windows ({self.self_forcing.describe()})" if dcfg.rollout_p > 0 else "")
+            + (f", key contrast {dcfg.key_contrast:g}" if dcfg.key_contrast > 0 else "")
             + (f"; budget {cfg.budget_text()}" if cfg.budget_text() else "")
         )
 
@@ -110,7 +117,7 @@ class DynamicsPhase:
         # no gradient, outside autocast; a rollout buffer swaps the rolled-out windows for its own
         window_tokens, window_keys, context_clean = self.self_forcing.batch(self.dynamics, window_tokens, window_keys)
         with self.ctx.autocast():
-            return self.dynamics.training_loss(window_tokens, window_keys, context_clean=context_clean, forward=self.model)
+            return self.dynamics.training_loss(window_tokens, window_keys, context_clean=context_clean, forward=self.model, key_swap=self.key_swap)
 
     def evaluate(self, step: int) -> tuple[dict, str]:
         m = evaluate_dynamics(self.ema or self.dynamics, self.tokenizer, self.ctx, self.hold_tokens, step, self.ctx.preset.sampler)
