@@ -4,10 +4,14 @@ From random windows of recorded episodes: the world's own rollout (its stored sa
 `context` real frames for `--depth` ticks. Printed:
 1) drift by depth: the mean squared latent error of the own frame against the real one (median and quartiles), and
    for scale how far the real frame has moved from the last real context frame;
-2) key sensitivity: the mean squared latent difference between next-frame predictions under two different keys
+2) turn direction by depth: where the real picture moved sideways, how often the own rollout's picture moves the same
+   way (and, for the ceiling, the real frames' decoded latents);
+3) the key-contrast term's view: how much further from the real frame the prediction under the opposite keys lands
+   than under the held keys, from the real context and from an own one;
+4) key sensitivity: the mean squared latent difference between next-frame predictions under two different keys
    (turn left vs turn right, forward vs none, ...) from the real context, from an own context `context` ticks deep,
    and from the real context blurred by `--blur` pixels (decoded frames blurred and re-encoded).
-The maze's figures are in docs/ablations.md ("Anchored self forcing").
+The maze's figures are in docs/ablations.md ("Anchored self forcing", "Key contrast").
 
     .venv/bin/python tools/own_context_probe.py worlds/maze.safetensors --data data/maze
 """
@@ -15,6 +19,7 @@ The maze's figures are in docs/ablations.md ("Anchored self forcing").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +48,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=24, help="own rollout depth for the drift table")
     ap.add_argument("--blur", type=float, default=1.5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sampler", action="append", default=[], metavar="NAME=VALUE", help="override a setting of the stored sampler (repeatable)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from engine.data.dataset import Dataset
@@ -53,9 +59,17 @@ def main() -> None:
 
     bundle = load_bundle(args.world)
     tok, dyn, sampler = bundle.tokenizer, bundle.dynamics, bundle.spec.sampler
+    for item in args.sampler:
+        name, _, value = item.partition("=")
+        if not hasattr(sampler, name):
+            raise SystemExit(f"--sampler {item}: the sampler has no setting {name!r}")
+        current = getattr(sampler, name)
+        parsed = value.lower() in ("1", "true", "on") if isinstance(current, bool) else type(current)(value)
+        sampler = dataclasses.replace(sampler, **{name: parsed})
+    print(f"sampler: {sampler}")
     w, n_keys = bundle.spec.dynamics.context, bundle.spec.dynamics.num_keys
     names = list(bundle.spec.keyset.names)
-    length = w + max(args.depth, w)
+    length = w + max(args.depth, w + 1)
     rng = np.random.default_rng(1)
     ds = Dataset.open(Path(args.data))
     frames, keys = [], []
@@ -78,6 +92,57 @@ def main() -> None:
         if r <= args.depth:
             q1, med, q3 = np.percentile(drift[:, r - 1], [25, 50, 75])
             print(f"{r:5d} | {med:.3f} ({q1:.3f}-{q3:.3f}) | {np.median(move[:, r - 1]):.3f}")
+
+    # Does the picture turn the way the real one does? Sign of the horizontal shift between consecutive frames,
+    # where the real frames moved more than a pixel: decoded real latents (the tokenizer's ceiling) and the own rollout
+    # (depth 1 = one step from the real context).
+    from engine.bench.metrics import horizontal_shift
+
+    def pictures(latents: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = tok.decode(torch.from_numpy(latents.reshape(-1, *latents.shape[-2:])).float())
+        return (x.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy().reshape(*latents.shape[:2], *frames.shape[2:])
+
+    real_pics, own_pics = pictures(tokens[:, w - 1 :].numpy()), pictures(np.concatenate([tokens[:, w - 1 : w].numpy(), own], axis=1))
+    print("\nturn direction: share of real moves (> 1 px sideways) whose sign the frames reproduce, by depth band")
+    print("depths | moves | decoded real latents | own rollout")
+    for lo, hi in ((1, 1), (2, 3), (4, 8), (9, 16), (17, 24), (25, 32), (33, 64)):
+        if lo > args.depth:
+            break
+        right_rec = right_own = moves = 0
+        for r in range(lo, min(hi, args.depth) + 1):
+            for i in range(b):
+                real_shift = horizontal_shift(frames[i, w + r - 2], frames[i, w + r - 1])
+                if abs(real_shift) <= 1.0:
+                    continue
+                moves += 1
+                right_rec += np.sign(horizontal_shift(real_pics[i, r - 1], real_pics[i, r])) == np.sign(real_shift)
+                right_own += np.sign(horizontal_shift(own_pics[i, r - 1], own_pics[i, r])) == np.sign(real_shift)
+        if moves:
+            print(f"{lo:>2}-{min(hi, args.depth):<3} | {moves:5d} | {right_rec / moves:.2f} | {right_own / moves:.2f}")
+
+    # The key-contrast term's view (dynamics.key_contrast): windows of the real frames w..2w, their targets predicted
+    # under the held keys and under the opposite keys, from the real context and from the own one (1..w deep).
+    from engine.dynamics.model import KEY_CONTRAST_MIN_SIGMA, KEY_CONTRAST_RATIO, key_swap_matrix
+
+    swap = key_swap_matrix(bundle.spec.keyset)
+    window_tokens, window_keys = tokens[:, w : 2 * w + 1], torch.from_numpy(keys[:, w : 2 * w + 1])
+    print(f"\nkey contrast: targets noisier than {KEY_CONTRAST_MIN_SIGMA:g} whose keys have opposites, predicted under the held and the opposite keys")
+    print("context | targets | error, held keys | error ratio opposite/held, median | under the margin " + f"({KEY_CONTRAST_RATIO:g}x)")
+    for label, ctx in (("real", None), (f"own, 1-{w} deep", torch.from_numpy(own[:, :w]))):
+        with torch.no_grad():
+            inputs = dyn.training_inputs(window_tokens, window_keys, ctx, torch.Generator().manual_seed(0))
+            target = inputs.pop("target_clean")
+            inputs["visible"] = torch.full_like(inputs["visible"], w)  # the whole context, as play sees it
+            held = inputs["keys"][:, 1:]
+            opposite = held @ swap
+            err_held = (dyn(**inputs) - target).pow(2).mean(dim=(2, 3))
+            err_opposite = (dyn(**inputs, target_keys=opposite) - target).pow(2).mean(dim=(2, 3))
+        graded = (opposite != held).any(-1) & (inputs["target_sigma"] > KEY_CONTRAST_MIN_SIGMA)
+        ratio = (err_opposite / err_held)[graded]
+        print(
+            f"{label} | {int(graded.sum())} | {float(err_held[graded].mean()):.3f} | {float(ratio.median()):.2f} | {float((ratio < KEY_CONTRAST_RATIO).float().mean()):.0%}"
+        )
 
     with torch.no_grad():
         blurred = gaussian_blur(torch.from_numpy(frames[:, w : 2 * w].reshape(-1, *frames.shape[2:])), args.blur)
