@@ -408,3 +408,10 @@ def test_key_contrast_teaches_a_tiny_world_which_way_its_keys_move_the_frame():
         assert contrast > plain, (seed, plain, contrast)
         gains.append(contrast - plain)
     assert np.mean(gains) > 0.08, gains  # measured 0.10, 0.17, 0.14
+
+
+def test_a_run_with_key_contrast_trains_and_records_it(tiny_dataset, tiny_world, tmp_path):
+    out = tmp_path / "contrast.safetensors"  # the overworld's keys come in opposite pairs (up/down, left/right)
+    preset = resolve_preset("tiny", ["dynamics.key_contrast=0.5", "train.eval_every=1000"], steps=3)
+    train_world(tiny_dataset, preset, out, run_dir=tmp_path / "contrast", threads=1, progress=False, init_from=tiny_world)
+    assert read_spec(out).dynamics.key_contrast == 0.5 and read_spec(out).training["dynamics_steps"] == 3

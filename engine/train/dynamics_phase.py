@@ -71,8 +71,12 @@ class DynamicsPhase:
         if dcfg.rollout_p > 0 and dcfg.rollout_refresh > 0:  # a rollout buffer: real sequences of warm-up + rollout + target
             draw = WindowSampler(train_tokens, [k for _, k in ctx.train_episodes], dcfg.context + dcfg.rollout_frames + 1).sample
         self.self_forcing = SelfForcing(dcfg, ctx.preset.sampler, self.rngs["self_forcing"], draw)
-        self.key_swap = key_swap_matrix(ctx.dataset.keyset).to(dist.device)
-        if dcfg.key_contrast > 0 and torch.equal(self.key_swap, torch.eye(len(self.key_swap), device=dist.device)):
+        self.key_swap = None  # the keys' opposites: only the key-contrast term needs them (and a dataset's key names)
+        if dcfg.key_contrast > 0:
+            if ctx.dataset is None:
+                raise SkyloopError(f"dynamics.key_contrast={dcfg.key_contrast:g} needs the dataset's key names (their opposites)")
+            self.key_swap = key_swap_matrix(ctx.dataset.keyset).to(dist.device)
+        if self.key_swap is not None and torch.equal(self.key_swap, torch.eye(len(self.key_swap), device=dist.device)):
             raise SkyloopError(
                 f"dynamics.key_contrast={dcfg.key_contrast:g} grades predictions under the opposite keys, but none of this game's keys "
                 f"{list(ctx.dataset.keyset.names)} has an opposite; leave it at 0 for this game"
