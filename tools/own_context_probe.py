@@ -19,7 +19,6 @@ The maze's figures are in docs/ablations.md ("Anchored self forcing", "Key contr
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +53,7 @@ def main() -> None:
     from engine.data.dataset import Dataset
     from engine.dynamics.cache import torch_rollout
     from engine.dynamics.self_forcing import own_rollouts
+    from engine.train.config import set_field
     from engine.train.latents import encode_episodes
     from engine.world.bundle import load_bundle
 
@@ -61,11 +61,7 @@ def main() -> None:
     tok, dyn, sampler = bundle.tokenizer, bundle.dynamics, bundle.spec.sampler
     for item in args.sampler:
         name, _, value = item.partition("=")
-        if not hasattr(sampler, name):
-            raise SystemExit(f"--sampler {item}: the sampler has no setting {name!r}")
-        current = getattr(sampler, name)
-        parsed = value.lower() in ("1", "true", "on") if isinstance(current, bool) else type(current)(value)
-        sampler = dataclasses.replace(sampler, **{name: parsed})
+        sampler = set_field(sampler, "sampler", name, value, f"--sampler {item}")
     print(f"sampler: {sampler}")
     w, n_keys = bundle.spec.dynamics.context, bundle.spec.dynamics.num_keys
     names = list(bundle.spec.keyset.names)
@@ -134,11 +130,7 @@ def main() -> None:
             inputs = dyn.training_inputs(window_tokens, window_keys, ctx, torch.Generator().manual_seed(0))
             target = inputs.pop("target_clean")
             inputs["visible"] = torch.full_like(inputs["visible"], w)  # the whole context, as play sees it
-            held = inputs["keys"][:, 1:]
-            opposite = held @ swap
-            err_held = (dyn(**inputs) - target).pow(2).mean(dim=(2, 3))
-            err_opposite = (dyn(**inputs, target_keys=opposite) - target).pow(2).mean(dim=(2, 3))
-        graded = (opposite != held).any(-1) & (inputs["target_sigma"] > KEY_CONTRAST_MIN_SIGMA)
+            err_held, err_opposite, graded = dyn.key_contrast_errors(inputs, target, swap)
         ratio = (err_opposite / err_held)[graded]
         print(
             f"{label} | {int(graded.sum())} | {float(err_held[graded].mean()):.3f} | {float(ratio.median()):.2f} | {float((ratio < KEY_CONTRAST_RATIO).float().mean()):.0%}"

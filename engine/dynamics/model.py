@@ -355,19 +355,28 @@ class Dynamics(nn.Module):
             return (run(**inputs).float() - target_clean).pow(2).mean()
         if key_swap is None:
             raise ValueError("dynamics.key_contrast needs the keys' opposites (key_swap)")
+        err_held, err_opposite, graded = self.key_contrast_errors(inputs, target_clean, key_swap, run)
+        mse = err_held.mean()
+        if not graded.any():
+            return mse + 0.0 * err_opposite.sum()  # every parameter still gets a gradient (DDP)
+        gap = torch.log(err_held + 1e-4) - torch.log(err_opposite + 1e-4) + math.log(KEY_CONTRAST_RATIO)
+        return mse + self.cfg.key_contrast * F.relu(gap)[graded].mean()
+
+    def key_contrast_errors(self, inputs: dict, target_clean: torch.Tensor, key_swap: torch.Tensor, run=None):
+        """What the key-contrast term grades, from `training_inputs` (less "target_clean"): the mean squared error [B, W]
+        of each target's prediction under the held keys and under their opposites (key_swap, `key_swap_matrix`), and
+        which targets are graded [B, W] (noisier than KEY_CONTRAST_MIN_SIGMA, keys that have an opposite).
+        run: the module to run (default: this one)."""
+        run = self if run is None else run
         held = inputs["keys"][:, 1:]
-        swapped = held @ key_swap.to(held.dtype)
+        opposite = held @ key_swap.to(held.dtype)
         # held and opposite keys in one batch: the same noisy inputs, only the targets' keys differ
         both = {k: (torch.cat([v, v]) if torch.is_tensor(v) else v) for k, v in inputs.items()}
-        predicted = run(**both, target_keys=torch.cat([held, swapped])).float()
-        b = held.shape[0]
+        predicted = run(**both, target_keys=torch.cat([held, opposite])).float()
         err = (predicted - torch.cat([target_clean, target_clean])).pow(2).mean(dim=(2, 3))  # [2B, W]
-        mse = err[:b].mean()
-        graded = (swapped != held).any(-1) & (inputs["target_sigma"] > KEY_CONTRAST_MIN_SIGMA)  # [B, W]
-        if not graded.any():
-            return mse + 0.0 * err[b:].sum()  # every parameter still gets a gradient (DDP)
-        gap = torch.log(err[:b] + 1e-4) - torch.log(err[b:] + 1e-4) + math.log(KEY_CONTRAST_RATIO)
-        return mse + self.cfg.key_contrast * F.relu(gap)[graded].mean()
+        graded = (opposite != held).any(-1) & (inputs["target_sigma"] > KEY_CONTRAST_MIN_SIGMA)
+        b = held.shape[0]
+        return err[:b], err[b:], graded
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: matrices decay; norms, biases and position tables do not."""

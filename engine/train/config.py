@@ -131,9 +131,6 @@ PRESETS: dict[str, Preset] = {
 
 def apply_overrides(preset: Preset, assignments: list[str]) -> Preset:
     """`--set dynamics.depth=4 --set sampler.steps=1 --set train.dynamics_lr=3e-4`: dotted fields, typed from the dataclass."""
-    import dataclasses
-    import json
-
     for item in assignments:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise SkyloopError(f"--set wants PART.FIELD=VALUE (parts: tokenizer, dynamics, sampler, train), got {item!r}")
@@ -141,22 +138,30 @@ def apply_overrides(preset: Preset, assignments: list[str]) -> Preset:
         part, name = path.split(".", 1)
         if part not in ("tokenizer", "dynamics", "sampler", "train"):
             raise SkyloopError(f"--set {item}: unknown part {part!r}; use tokenizer, dynamics, sampler or train")
-        cfg = getattr(preset, part)
-        fields = {f.name: f for f in dataclasses.fields(cfg)}
-        if name not in fields:
-            raise SkyloopError(f"--set {item}: {part} has no field {name!r}; fields: {', '.join(fields)}")
-        current = getattr(cfg, name)
-        try:
-            if isinstance(current, bool):
-                value = {"true": True, "false": False, "1": True, "0": False}[raw.lower()]
-            elif isinstance(current, tuple):
-                value = tuple(json.loads(raw if raw.startswith("[") else f"[{raw}]"))
-            else:
-                value = type(current)(raw)
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise SkyloopError(f"--set {item}: {raw!r} is not a valid {type(current).__name__}") from exc
-        preset = replace(preset, **{part: replace(cfg, **{name: value})})
+        preset = replace(preset, **{part: set_field(getattr(preset, part), part, name, raw, f"--set {item}")})
     return preset
+
+
+def set_field(cfg, part: str, name: str, raw: str, where: str):
+    """The dataclass cfg (one of a preset's parts, named `part`) with field `name` set from the text `raw`, typed from
+    the field's current value; `where` (the assignment as given) starts every error."""
+    import dataclasses
+    import json
+
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    if name not in fields:
+        raise SkyloopError(f"{where}: {part} has no field {name!r}; fields: {', '.join(fields)}")
+    current = getattr(cfg, name)
+    try:
+        if isinstance(current, bool):
+            value = {"true": True, "false": False, "1": True, "0": False}[raw.lower()]
+        elif isinstance(current, tuple):
+            value = tuple(json.loads(raw if raw.startswith("[") else f"[{raw}]"))
+        else:
+            value = type(current)(raw)
+    except (KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise SkyloopError(f"{where}: {raw!r} is not a valid {type(current).__name__}") from exc
+    return replace(cfg, **{name: value})
 
 
 def get_preset(name: str) -> Preset:

@@ -76,11 +76,11 @@ class DynamicsPhase:
             if ctx.dataset is None:
                 raise SkyloopError(f"dynamics.key_contrast={dcfg.key_contrast:g} needs the dataset's key names (their opposites)")
             self.key_swap = key_swap_matrix(ctx.dataset.keyset).to(dist.device)
-        if self.key_swap is not None and torch.equal(self.key_swap, torch.eye(len(self.key_swap), device=dist.device)):
-            raise SkyloopError(
-                f"dynamics.key_contrast={dcfg.key_contrast:g} grades predictions under the opposite keys, but none of this game's keys "
-                f"{list(ctx.dataset.keyset.names)} has an opposite; leave it at 0 for this game"
-            )
+            if torch.equal(self.key_swap, torch.eye(len(self.key_swap), device=dist.device)):
+                raise SkyloopError(
+                    f"dynamics.key_contrast={dcfg.key_contrast:g} grades predictions under the opposite keys, but none of this game's keys "
+                    f"{list(ctx.dataset.keyset.names)} has an opposite; leave it at 0 for this game"
+                )
         self.modules = {"tokenizer": self.tokenizer, "dynamics": self.dynamics} | ({"ema": self.ema} if self.ema is not None else {})
         self.local = dist.local_batch(cfg.dynamics_batch)
         self.frames_per_step = self.local * (dcfg.context + 1)
