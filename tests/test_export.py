@@ -43,6 +43,59 @@ def test_onnx_parity_with_a_batch_and_the_dynamic_cache_axis(tiny_world, tiny_ex
     assert np.abs(out[0] - out[1]).max() <= 1e-3
 
 
+def test_onnx_parity_with_key_guidance_on_the_doubled_batch(tiny_world, tiny_export):
+    """Key guidance runs both estimates as one call of twice the batch: a step graph of its own batch on the CPU."""
+    keys = np.random.default_rng(2).integers(0, 2, (8, 2, 4)).astype(np.uint8)
+    keys[:, :, 0] = 1  # a key held everywhere: guidance is never a no-op
+    out = []
+    for path, backend in ((tiny_world, "torch"), (tiny_export, "onnx")):
+        world = World.load(path, backend=backend, sampler={"key_guidance": 1.0, "guided_steps": 2})
+        world.reset([None, 1], seed=0)
+        out.append(np.stack([world.step_unit(k) for k in keys]))
+    assert np.abs(out[0] - out[1]).max() <= 1e-3
+
+
+def test_fixed_batch_step_sessions_compute_the_shared_graph(tiny_export):
+    """On the CPU each batch gets a copy of the step graph with its batch and cache length fixed (made once, kept);
+    it computes what the shared graph with free dimensions does."""
+    from engine.world.onnx_backend import OnnxBackend
+
+    backend = OnnxBackend.open(tiny_export, device="cpu")
+    c = backend.spec.dynamics
+    rng = np.random.default_rng(0)
+    for b in (1, 3):
+        feeds = {
+            "tokens": rng.standard_normal((b, c.tokens_per_frame, c.token_dim)).astype(np.float32),
+            "sigma": np.full(b, 0.7, np.float32),
+            "keys": rng.integers(0, 2, (b, c.num_keys)).astype(np.float32),
+            "time": np.full(b, 11, np.int64),
+            "role": np.zeros(b, np.float32),
+            "cache_k": rng.standard_normal((c.depth, b, c.heads, c.cache_tokens, c.head_dim)).astype(np.float32),
+            "cache_v": rng.standard_normal((c.depth, b, c.heads, c.cache_tokens, c.head_dim)).astype(np.float32),
+            "cache_bias": np.where(rng.random((b, c.cache_tokens)) < 0.3, -np.inf, 0.0).astype(np.float32),
+        }
+        fixed = backend.step_session(b)
+        assert backend.step_session(b) is fixed and fixed is not backend.sessions["step"]
+        for got, want in zip(fixed.run(None, feeds), backend.sessions["step"].run(None, feeds)):
+            assert got.shape == want.shape and np.abs(got - want).max() <= 1e-4
+
+
+def test_a_cached_export_of_an_older_graph_revision_is_made_again(tiny_world, tmp_path, monkeypatch):
+    from engine.export.onnx_export import GRAPH_REVISION
+    from engine.files import sha256_file
+    from engine.world.onnx_backend import cache_dir_for
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    World.load(tiny_world, backend="onnx")
+    meta_path = cache_dir_for(sha256_file(tiny_world)) / "world.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["graph_revision"] == GRAPH_REVISION
+    del meta["graph_revision"]  # as every export before revisions were recorded
+    meta_path.write_text(json.dumps(meta))
+    World.load(tiny_world, backend="onnx")
+    assert json.loads(meta_path.read_text())["graph_revision"] == GRAPH_REVISION
+
+
 def test_step_graph_accepts_another_cache_length(tiny_export):
     import onnxruntime as ort
 

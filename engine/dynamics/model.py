@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange, repeat
+from einops import repeat
 
 
 @dataclass
@@ -140,10 +140,13 @@ class TemporalRope(nn.Module):
         self.n = n
         self.period = period
 
-    def forward(self, x: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        """x [B, H, L, hd]; times [B, L] integer frame times."""
+    def tables(self, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """times [...] integer frame times -> (cos, sin) [..., n]: computed once per call, shared by every block."""
         idx = torch.remainder(times, self.period)
-        cos, sin = self.cos[idx][:, None], self.sin[idx][:, None]  # [B, 1, L, n]
+        return self.cos[idx], self.sin[idx]
+
+    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """x [B, H, L, hd]; cos, sin broadcastable to [B, H, L, n] (from `tables`)."""
         n = self.n
         x1, x2, rest = x[..., :n], x[..., n : 2 * n], x[..., 2 * n :]
         return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
@@ -169,42 +172,33 @@ class Block(nn.Module):
             nn.init.zeros_(self.modulation.weight)
             nn.init.zeros_(self.modulation.bias)
 
-    def qkv_heads(self, h: torch.Tensor, rope: TemporalRope, times: torch.Tensor):
-        q, k, v = rearrange(self.qkv(h), "b l (three h d) -> three b h l d", three=3, h=self.heads)
-        q, k = rope(self.q_norm(q), times), rope(self.k_norm(k), times)
-        return q, k, v
+    def qkv_heads(self, h: torch.Tensor, rope: TemporalRope, cos: torch.Tensor, sin: torch.Tensor):
+        """h [B, F, N, d] -> q, k, v [B, H, F*N, hd], q and k normed and rotated by the frame times' (cos, sin)."""
+        b, f, n, _ = h.shape
+        qkv = self.qkv(h).reshape(b, f * n, 3 * self.heads, -1).transpose(1, 2)  # [B, 3H, F*N, hd]
+        q, k, v = qkv.chunk(3, dim=1)
+        return rope.rotate(self.q_norm(q), cos, sin), rope.rotate(self.k_norm(k), cos, sin), v
 
-    def forward(self, x, cond, rope, times, mask=None, cache_k=None, cache_v=None, cache_bias=None):
-        """x [B, F*N, d] tokens of F frames; cond [B, F, d] one conditioning vector per frame, or with
-        shared modulation the shared modulation [B, F, 6d] (this block adds its own table).
+    def forward(self, x, cond, rope, cos, sin, mask, cache_k=None, cache_v=None):
+        """x [B, F, N, d] tokens of F frames; cond [B, F, d] one conditioning vector per frame, or with
+        shared modulation the shared modulation [B, F, 6d] (this block adds its own table); cos, sin: the
+        rotary tables of the tokens' frame times, broadcastable to [B, H, F*N, n].
 
-        Without a cache: attention over x under `mask` [F*N, F*N] (bool, True = may attend).
-        With a cache: x is one frame; it attends to the cache (where cache_bias is 0) and to itself.
+        Without a cache: attention over the F*N tokens under `mask` (bool, True = may attend, or additive).
+        With a cache: x is one frame; it attends to the cache and to itself under the additive `mask`
+        [B, 1, 1, S + N] (0 = may attend, -inf = not).
         Returns (x, k, v) with this call's keys and values [B, H, F*N, hd].
+        Frames stay a dimension of their own, so the per-frame modulation broadcasts over the frame's tokens
+        (6*d*d FLOPs per frame, not per token) without reshaping: the one-frame step exports to a lean graph.
         """
-        frames = cond.shape[1]
-        # Modulation is computed once per frame and broadcast over its tokens: 6*d*d FLOPs per frame, not per token.
+        b, f, n, d = x.shape
         mod = cond + self.modulation_table if hasattr(self, "modulation_table") else self.modulation(cond)  # [B, F, 6d]
         shift1, scale1, gate1, shift2, scale2, gate2 = mod[:, :, None].chunk(6, dim=-1)  # [B, F, 1, d] each
-
-        def per_frame(t):
-            return rearrange(t, "b (f n) d -> b f n d", f=frames)
-
-        def per_token(t):
-            return rearrange(t, "b f n d -> b (f n) d")
-
-        h = per_token(per_frame(self.norm1(x)) * (1 + scale1) + shift1)
-        q, k, v = self.qkv_heads(h, rope, times)
-        if cache_k is None:
-            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        else:
-            keys = torch.cat([cache_k, k], dim=2)  # [B, H, S + N, hd]: cached frames, then this frame
-            values = torch.cat([cache_v, v], dim=2)
-            bias = torch.cat([cache_bias, torch.zeros_like(cache_bias[:, :1]).expand(-1, k.shape[2])], dim=1)
-            att = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias[:, None, None, :])
-        x = x + per_token(gate1 * per_frame(self.proj(rearrange(att, "b h l d -> b l (h d)"))))
-        h = per_token(per_frame(self.norm2(x)) * (1 + scale2) + shift2)
-        x = x + per_token(gate2 * per_frame(self.mlp(h)))
+        q, k, v = self.qkv_heads(self.norm1(x) * (1 + scale1) + shift1, rope, cos, sin)
+        keys, values = (k, v) if cache_k is None else (torch.cat([cache_k, k], dim=2), torch.cat([cache_v, v], dim=2))
+        att = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [B, H, F*N, hd]
+        x = x + gate1 * self.proj(att.transpose(1, 2).reshape(b, f, n, d))
+        x = x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
         return x, k, v
 
 
@@ -241,15 +235,13 @@ class Dynamics(nn.Module):
         return F.silu(cond + role.to(dtype)[..., None] * self.context_role)
 
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [B, F, N, D] -> [B, F*N, d]."""
-        x = self.token_in(tokens) + self.spatial_pos
-        return rearrange(x, "b f n d -> b (f n) d")  # tokens of all frames in one sequence
+        """tokens [B, F, N, D] -> [B, F, N, d]."""
+        return self.token_in(tokens) + self.spatial_pos
 
     def _out(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """x [B, F*N, d], cond [B, F, d] -> clean-token predictions [B, F, N, D]."""
+        """x [B, F, N, d], cond [B, F, d] -> clean-token predictions [B, F, N, D]."""
         shift, scale = self.modulation_out(cond)[:, :, None].chunk(2, dim=-1)
-        h = rearrange(self.norm_out(x), "b (f n) d -> b f n d", f=cond.shape[1]) * (1 + scale) + shift
-        return self.token_out(h)
+        return self.token_out(self.norm_out(x) * (1 + scale) + shift)
 
     # ---- full sequence (training, and the reference for the cached step) ----
     def forward_frames(self, tokens, sigma, keys, times, role, frame_mask):
@@ -257,14 +249,14 @@ class Dynamics(nn.Module):
 
         Returns predicted clean tokens [B, F, N, D] of every frame.
         """
-        b, f, n, _ = tokens.shape
+        n = tokens.shape[2]
         x = self._embed(tokens)
         cond = self.frame_conditioning(keys, sigma, role)  # [B, F, d]
-        token_times = repeat(times, "b f -> b (f n)", n=n)
+        cos, sin = (repeat(t, "b f m -> b 1 (f n) m", n=n) for t in self.rope.tables(times))  # one time per token
         mask = repeat(frame_mask, "... f g -> ... (f n) (g m)", n=n, m=n)  # block structure: frames attend as wholes
         block_cond = self.modulation(cond) if self.cfg.shared_modulation else cond  # computed once for all blocks
         for block in self.blocks:
-            x, _, _ = block(x, block_cond, self.rope, token_times, mask=mask)
+            x, _, _ = block(x, block_cond, self.rope, cos, sin, mask)
         return self._out(x, cond)
 
     def forward(self, context_tokens, context_sigma, target_tokens, target_sigma, keys, visible=None, target_keys=None):
@@ -395,14 +387,15 @@ class Dynamics(nn.Module):
         cache_bias [B, S]: 0 where a cached token may be attended to, -inf where not.
         Returns (clean tokens [B, N, D], new keys [L, B, H, N, hd], new values [L, B, H, N, hd]).
         """
-        n = tokens.shape[1]
-        x = self._embed(tokens[:, None])
+        x = self._embed(tokens[:, None])  # [B, 1, N, d]
         cond = self.frame_conditioning(keys[:, None], sigma[:, None], role[:, None])  # [B, 1, d]
-        token_times = repeat(time, "b -> b n", n=n)
+        cos, sin = (t[:, None, None] for t in self.rope.tables(time))  # [B, 1, 1, n]: every token of the frame
+        # The frame attends to the cache where its bias is 0 and to all of itself: one additive mask for every block.
+        mask = torch.cat([cache_bias, torch.zeros_like(tokens[:, :, 0])], dim=1)[:, None, None, :]  # [B, 1, 1, S + N]
         new_k, new_v = [], []
         block_cond = self.modulation(cond) if self.cfg.shared_modulation else cond
         for i, block in enumerate(self.blocks):
-            x, k, v = block(x, block_cond, self.rope, token_times, cache_k=cache_k[i], cache_v=cache_v[i], cache_bias=cache_bias)
+            x, k, v = block(x, block_cond, self.rope, cos, sin, mask, cache_k=cache_k[i], cache_v=cache_v[i])
             new_k.append(k)
             new_v.append(v)
         return self._out(x, cond)[:, 0], torch.stack(new_k), torch.stack(new_v)

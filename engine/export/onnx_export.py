@@ -22,6 +22,10 @@ from engine.version import __version__
 
 FORMAT = "skyloop-onnx-world"
 FORMAT_VERSION = 1
+# The graphs' own revision, within a format version: an export of an older revision still loads, but the copy a
+# world file is exported to in the user cache is made again. 2: the step graph without per-frame reshapes, with the
+# rotary tables and the attention mask built once instead of in every block (the same function, fewer nodes).
+GRAPH_REVISION = 2
 FILES = ("encoder.onnx", "decoder.onnx", "step.onnx", "cache_write.onnx")
 
 
@@ -186,6 +190,7 @@ def export_world(bundle_path: str | os.PathLike, out_dir: str | os.PathLike, fp1
             "world_sha256": bundle.sha256,
             "fp16": fp16,
             "opset": opset,
+            "graph_revision": GRAPH_REVISION,
             "files": {name: sha256_file(tmp / name) for name in FILES},
             "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

@@ -5,6 +5,11 @@ and is updated there with I/O binding (step.onnx writes the new entries into a
 bound scratch buffer, cache_write.onnx puts them into the ring, double-buffered),
 so on a GPU it never crosses to the host; only the frame's tokens do.
 The providers a session really got are checked and reported, never assumed.
+
+On the CPU the step graph runs as a copy with its batch and cache length fixed
+(`step_session`): onnxruntime then folds the graph's shape arithmetic away, and a
+step graph of a few hundred small nodes spends most of its time in per-node
+overhead, so that is about a sixth of every frame.
 """
 
 from __future__ import annotations
@@ -48,27 +53,44 @@ class OnnxBackend:
             providers = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
         elif device is not None and str(device).startswith("cuda"):
             self._warn(f"CUDA was asked for, but this onnxruntime has no CUDA provider (it has {available}); running on the CPU")
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        # Idle worker threads sleep instead of spinning: play renders and reads input on the same cores, and a
-        # spinning pool steals them (the same trap as OpenMP's busy-wait in torch).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.threads = opts.intra_op_num_threads
-        self.sessions = {}
-        for name in ("encoder", "decoder", "step", "cache_write"):
-            try:
-                self.sessions[name] = ort.InferenceSession(str(folder / f"{name}.onnx"), opts, providers=providers)
-            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-                raise SkyloopError(f"{folder / f'{name}.onnx'}: onnxruntime cannot load it ({exc})") from exc
+        self.threads = threads or min(4, os.cpu_count() or 1)
+        self._providers_asked = providers
+        self.sessions = {name: self._session(name) for name in ("encoder", "decoder", "step", "cache_write")}
+        self._step_by_batch: dict[int, object] = {}
         self.providers = self.sessions["step"].get_providers()
         self.on_cuda = "CUDAExecutionProvider" in self.providers
         if want_cuda and providers[0] != "CPUExecutionProvider" and not self.on_cuda:
             self._warn(f"the CUDA provider is installed but not usable here (session got {self.providers}); running on the CPU")
         self.ort_device = "cuda" if self.on_cuda else "cpu"
+
+    def _session(self, name: str, dims: dict[str, int] | None = None):
+        """A session of one graph of the export; `dims` fixes named dimensions (batch, cache)."""
+        ort = self.ort
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        # Idle worker threads sleep instead of spinning: play renders and reads input on the same cores, and a
+        # spinning pool steals them (the same trap as OpenMP's busy-wait in torch).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for dim, value in (dims or {}).items():
+            opts.add_free_dimension_override_by_name(dim, value)
+        try:
+            return ort.InferenceSession(str(self.folder / f"{name}.onnx"), opts, providers=self._providers_asked)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise SkyloopError(f"{self.folder / f'{name}.onnx'}: onnxruntime cannot load it ({exc})") from exc
+
+    def step_session(self, batch: int):
+        """The step graph for `batch` frames at once. On the CPU a copy with the batch and the cache length fixed
+        (made on first use, then kept), which computes the same function with its shape arithmetic folded away;
+        on CUDA the shared graph (measured on the CPU only)."""
+        if self.on_cuda:
+            return self.sessions["step"]
+        if batch not in self._step_by_batch:
+            self._step_by_batch[batch] = self._session("step", {"batch": batch, "cache": self.spec.dynamics.cache_tokens})
+        return self._step_by_batch[batch]
 
     def _warn(self, text: str) -> None:
         self.warnings.append(text)
@@ -77,7 +99,7 @@ class OnnxBackend:
     @classmethod
     def open(cls, path, device: str | None = None, threads: int | None = None) -> "OnnxBackend":
         """An export folder, or a world bundle (exported once into the user cache, keyed by its hash)."""
-        from engine.export.onnx_export import check_export, export_world
+        from engine.export.onnx_export import GRAPH_REVISION, check_export, export_world
 
         path = Path(path)
         if path.is_dir():
@@ -89,6 +111,8 @@ class OnnxBackend:
         folder = cache_dir_for(sha256_file(path))
         try:
             meta = check_export(folder)
+            if meta.get("graph_revision", 1) < GRAPH_REVISION:
+                raise SkyloopError(f"{folder}: exported graphs of an older revision")
         except SkyloopError:
             try:
                 export_world(path, folder)
@@ -137,7 +161,8 @@ class OnnxStepper:
         self.hidden = hidden_token_table(self.window, c.context, c.tokens_per_frame)  # [commit, t % W, tokens] not to see
         dev = backend.ort_device
         self.cfg = c
-        self.step = backend.sessions["step"]
+        self.backend = backend
+        self.step = backend.step_session(batch)
         self.write = backend.sessions["cache_write"]
         shape = (c.depth, batch, c.heads, c.cache_tokens, c.head_dim)
         entries = (c.depth, batch, c.heads, c.tokens_per_frame, c.head_dim)
@@ -222,7 +247,7 @@ class OnnxStepper:
             np.concatenate([tokens, tokens]), sigma, np.concatenate([keys, other_keys]), time, 0.0, np.tile(self._bias_for(time, False), (2, 1))
         )
         feeds["cache_k"], feeds["cache_v"] = np.concatenate([k, k], axis=1), np.concatenate([v, v], axis=1)
-        clean = self.step.run(["clean"], feeds)[0]
+        clean = self.backend.step_session(2 * tokens.shape[0]).run(["clean"], feeds)[0]
         return tuple(np.split(clean, 2))
 
     def _batched_with(self, other) -> bool:
@@ -235,7 +260,7 @@ class OnnxStepper:
         v = np.concatenate([self._host[2 + self.current], other._host[2 + other.current]], axis=1)
         feeds = self._feeds(np.concatenate([tokens, tokens]), sigma, np.concatenate([keys, keys]), time, role, np.concatenate([bias, other_bias]))
         feeds["cache_k"], feeds["cache_v"] = k, v
-        return self.step.run(outputs, feeds)
+        return self.backend.step_session(2 * tokens.shape[0]).run(outputs, feeds)
 
     def denoise_alongside(self, other, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> tuple[np.ndarray, np.ndarray]:
         """denoise() of this stepper and of `other` (the same world, its own cache: history guidance's short one),
@@ -263,6 +288,11 @@ class OnnxStepper:
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         slot = self._slot(time)
         self._run_step(tokens, sigma, keys, time, 1.0, self._bias_for(time, True))
+        if self.device == "cpu":  # the ring's OrtValues wrap host arrays: the entries go straight in, no graph run
+            self._host[self.current][:, :, :, slot] = self.new_k.numpy()
+            self._host[2 + self.current][:, :, :, slot] = self.new_v.numpy()
+            self.bias[:, slot] = 0.0
+            return
         start = np.array(slot.start, np.int64)
         nxt = 1 - self.current
         for ring, entries in ((self.k, self.new_k), (self.v, self.new_v)):
