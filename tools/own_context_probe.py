@@ -101,11 +101,12 @@ def main() -> None:
 
     real_pics, own_pics = pictures(tokens[:, w - 1 :].numpy()), pictures(np.concatenate([tokens[:, w - 1 : w].numpy(), own], axis=1))
     print("\nturn direction: share of real moves (> 1 px sideways) whose sign the frames reproduce, by depth band")
-    print("depths | moves | decoded real latents | own rollout")
+    print("depths | moves | decoded real latents | own rollout | own moves > 1 px | right way where it moves | |shift| own / real, median")
     for lo, hi in ((1, 1), (2, 3), (4, 8), (9, 16), (17, 24), (25, 32), (33, 64)):
         if lo > args.depth:
             break
-        right_rec = right_own = moves = 0
+        right_rec = right_own = moves = moved = right_moved = 0
+        mags_own, mags_real = [], []
         for r in range(lo, min(hi, args.depth) + 1):
             for i in range(b):
                 real_shift = horizontal_shift(frames[i, w + r - 2], frames[i, w + r - 1])
@@ -113,9 +114,18 @@ def main() -> None:
                     continue
                 moves += 1
                 right_rec += np.sign(horizontal_shift(real_pics[i, r - 1], real_pics[i, r])) == np.sign(real_shift)
-                right_own += np.sign(horizontal_shift(own_pics[i, r - 1], own_pics[i, r])) == np.sign(real_shift)
+                own_shift = horizontal_shift(own_pics[i, r - 1], own_pics[i, r])
+                right_own += np.sign(own_shift) == np.sign(real_shift)
+                mags_own.append(abs(own_shift))
+                mags_real.append(abs(real_shift))
+                if abs(own_shift) > 1.0:
+                    moved += 1
+                    right_moved += np.sign(own_shift) == np.sign(real_shift)
         if moves:
-            print(f"{lo:>2}-{min(hi, args.depth):<3} | {moves:5d} | {right_rec / moves:.2f} | {right_own / moves:.2f}")
+            print(
+                f"{lo:>2}-{min(hi, args.depth):<3} | {moves:5d} | {right_rec / moves:.2f} | {right_own / moves:.2f} | {moved / moves:.2f}"
+                f" | {right_moved / max(moved, 1):.2f} | {np.median(mags_own):.1f} / {np.median(mags_real):.1f}"
+            )
 
     # The key-contrast term's view (dynamics.key_contrast): windows of the real frames w..2w, their targets predicted
     # under the held keys and under the opposite keys, from the real context and from the own one (1..w deep).
