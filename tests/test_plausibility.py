@@ -4,7 +4,7 @@ and a world that drops the small moving things scores low on the foreground."""
 import numpy as np
 
 from engine.bench import metrics as M
-from engine.bench.plausibility import PLAUSIBLE_CAP, FrameBank, coarse, masked_psnr, real_bank
+from engine.bench.plausibility import PLAUSIBLE_CAP, FrameBank, coarse, count_objects, masked_psnr, real_bank
 from scenes import make_scene
 
 
@@ -102,3 +102,27 @@ def test_a_world_stuck_before_one_wall_has_precision_but_no_coverage():
     assert melt_in.mean() < 0.5 * real_in.mean() and melt_cov.mean() < 0.5 * real_cov.mean(), (melt_in.mean(), melt_cov.mean())
     own_in, own_cov = bank.reach(coarse(bank.frames[:50]))
     assert own_in.all(), "a bank frame lies in its own ball"
+
+
+def test_objects_are_counted_as_connected_regions_of_some_size():
+    masks = np.zeros((3, 20, 20), bool)
+    masks[0, 1:4, 1:4] = masks[0, 10:14, 10:12] = True  # two blobs of 9 and 8 pixels
+    masks[0, 18, 18] = True  # a speck
+    masks[1, 5, :] = masks[1, :, 5] = True  # a cross: one region
+    masks[1, 12:20:2, 10:19] = True  # a comb, its teeth joined by a spine: one region
+    masks[1, 12:20, 18] = True
+    masks[2, 2:5, 2:5] = masks[2, 5:8, 5:8] = True  # two squares touching at a corner only: two regions
+    assert count_objects(masks).tolist() == [2, 2, 2]
+    assert count_objects(masks, min_pixels=1).tolist() == [3, 2, 2]
+    assert count_objects(np.zeros((4, 8, 8), bool)).tolist() == [0] * 4
+
+
+def test_bounce_counts_its_balls_and_block_and_a_world_that_drops_balls_counts_fewer():
+    """Real bounce frames count the balls and the block (fewer only while two of them touch); the same game with two
+    balls counts two fewer; the bare background counts none."""
+    bank = FrameBank(real_bank(lambda: make_scene("bounce"), [201, 202, 203], 150))
+    for balls in (4, 2):
+        frames = real_bank(lambda: make_scene("bounce", balls=balls), [204], 60)
+        counts = bank.nearest(frames)["objects"]
+        assert np.median(counts) == balls + 1 and counts.max() <= balls + 1, (balls, np.bincount(counts))
+    assert bank.nearest(np.ascontiguousarray(bank.background[None]))["objects"].tolist() == [0]

@@ -43,6 +43,7 @@ GOALS = {  # the per-world figures of the issue's table; a measure a world does 
         "branch_spread": None,
         "action_agreement": (0.7, None),
         "foreground_share_ratio_explore@1000": (0.8, 1.25),
+        "objects_ratio_ar_window@1000": (0.8, 1.25),
         # whole-frame figures of a game whose moving things are small: a ball-less background frame lies near every
         # bank frame (bounce scored coverage 0.99 against a real 0.41), so these say nothing here; read the foreground
         "flat_frame_share_ar": None,
@@ -51,7 +52,10 @@ GOALS = {  # the per-world figures of the issue's table; a measure a world does 
     },
 }
 REAL = {"precision_ar": "precision_real_ar", "coverage_ar": "coverage_real_ar", "flat_frame_share_ar": "flat_frame_share_ar_real"}  # the real run's own figure
-EXTRA = {"foreground_share_ratio_explore@1000": ("objects kept: foreground share world/real at frame 1,000 (balls: same count)", "")}
+EXTRA = {
+    "foreground_share_ratio_explore@1000": ("objects kept: foreground share world/real at frame 1,000 (balls: same count)", ""),
+    "objects_ratio_ar_window@1000": ("objects kept: foreground objects counted per frame, world/real, the 8 rollouts' frames up to step 1,000", ""),
+}
 
 
 def goals_for(world: str) -> list[tuple[str, str, tuple, str]]:

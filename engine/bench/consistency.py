@@ -223,6 +223,8 @@ def plausibility(bank: FrameBank, generated: np.ndarray, ceiling: dict, units: n
         "foreground_ceiling_psnr": _nanmean(r["foreground_psnr"]),
     }
     out["foreground_share_ratio"] = float(g["foreground_share"].mean() / r["foreground_share"].mean()) if r["foreground_share"].mean() > 0 else None
+    out["objects"], out["objects_real"] = float(g["objects"].mean()), float(r["objects"].mean())  # per frame (count_objects)
+    out["objects_ratio"] = out["objects"] / out["objects_real"] if out["objects_real"] > 0 else None
     out["patch_gap"] = out["ceiling_psnr"] - out["psnr"]
     out["frame_gap"] = out["frame_ceiling_psnr"] - out["frame_psnr"]
     out["gap"] = max(out["patch_gap"], out["frame_gap"])  # each scale catches what the other misses (see plausibility.py)

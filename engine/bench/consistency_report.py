@@ -50,6 +50,11 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         **{f"{k}_ar": _r(ar.get("reach", {}).get(k), 3) for k in ("precision", "coverage", "precision_real", "coverage_real")},
         "plausibility_foreground_gap_explore": {k: _r(v["foreground_gap"]) for k, v in explore.get("plausibility", {}).items()},
         "foreground_share_ratio_explore": {k: _r(v["foreground_share_ratio"], 3) for k, v in explore.get("plausibility", {}).items()},
+        # foreground objects per frame, world and real (count_objects): at the exploration run's points and over all the
+        # seeds' frames up to each point of the autoregressive run (reports from before the count have none)
+        "objects_explore": {k: [_r(v["objects"]), _r(v["objects_real"])] for k, v in explore.get("plausibility", {}).items() if "objects" in v},
+        "objects_ar_window": {k: [_r(v["objects"]), _r(v["objects_real"])] for k, v in ar.get("plausibility_window", {}).items() if "objects" in v},
+        "objects_ratio_ar_window": {k: _r(v["objects_ratio"], 3) for k, v in ar.get("plausibility_window", {}).items() if v.get("objects_ratio") is not None},
         "frames": cfg.frames,
         "stability_frames": cfg.stability_frames,
         "seeds": cfg.seeds,
@@ -146,7 +151,8 @@ def markdown(report: dict, figures: list[str]) -> str:
                 "",
                 f"Plausibility over the {v['window']} frames up to step {k} of all {len(v['per_rollout'])} rollouts (the ceiling: the real "
                 f"frames of those windows; the interval resamples rollouts): gap **{_db(v['gap'])}** dB{_aside(v.get('gap_interval'), _db)}"
-                + f"; whole frames {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])}, patches {_db(v['psnr'])} / {_db(v['ceiling_psnr'])}.",
+                + f"; whole frames {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])}, patches {_db(v['psnr'])} / {_db(v['ceiling_psnr'])}"
+                + (f"; foreground objects per frame {_db(v['objects'])} (real {_db(v['objects_real'])})." if "objects" in v else "."),
             ]
         if ar.get("flat_frames"):
             f = ar["flat_frames"]
@@ -260,8 +266,8 @@ def markdown(report: dict, figures: list[str]) -> str:
             "",
             f"Plausibility over the {report['config']['plausibility_window']} frames up to each point (bank: {report['bank']['frames']} "
             f"real frames of {len(report['bank']['seeds'])} held-out episodes; the ceiling is that of the real frames of all the windows of the run; goal: within 2 dB of it):\n",
-            "| run | frame | gap | whole frames: world / ceiling | 8x8 patches: world / ceiling | foreground patches: world / ceiling (gap) | foreground share world/real |",
-            "|---|---|---|---|---|---|---|",
+            "| run | frame | gap | whole frames: world / ceiling | 8x8 patches: world / ceiling | foreground patches: world / ceiling (gap) | foreground share world/real | objects per frame world / real |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name in ("noop", "explore"):
             for k, v in stab[name].get("plausibility", {}).items():
@@ -269,7 +275,7 @@ def markdown(report: dict, figures: list[str]) -> str:
                     f"| {name} | {k} | **{_db(v['gap'])}** | {_db(v['frame_psnr'])} / {_db(v['frame_ceiling_psnr'])} | "
                     f"{_db(v['psnr'])} / {_db(v['ceiling_psnr'])} | "
                     f"{_db(v['foreground_psnr'])} / {_db(v['foreground_ceiling_psnr'])} ({_db(v['foreground_gap'])}) | "
-                    f"{_db(v['foreground_share_ratio'])} |"
+                    f"{_db(v['foreground_share_ratio'])} | {_db(v.get('objects'))} / {_db(v.get('objects_real'))} |"
                 )
         lines.append("")
     if "speed" in report:
