@@ -10,8 +10,11 @@ From random windows of recorded episodes: the world's own rollout (its stored sa
    than under the held keys, from the real context and from an own one;
 4) key sensitivity: the mean squared latent difference between next-frame predictions under two different keys
    (turn left vs turn right, forward vs none, ...) from the real context, from an own context `context` ticks deep,
-   and from the real context blurred by `--blur` pixels (decoded frames blurred and re-encoded).
-The maze's figures are in docs/ablations.md ("Anchored self forcing", "Key contrast").
+   and from the real context blurred by `--blur` pixels (decoded frames blurred and re-encoded);
+5) one step under the real keys from each of those contexts and from mixtures (the real or the own last frame held
+   still, one own frame after real ones, ...): which way it moves the picture, and how sharp the context's last
+   frame is; it tells what in an own context costs the turn (its blur, its keys, the content of its last frame).
+The maze's figures are in docs/ablations.md ("Anchored self forcing", "Key contrast", "Where the maze's turns go").
 
     .venv/bin/python tools/own_context_probe.py worlds/maze.safetensors --data data/maze
 """
@@ -45,7 +48,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=20, help="the last N episodes of the folder (training holds out the last ones)")
     ap.add_argument("--per-episode", type=int, default=3)
     ap.add_argument("--depth", type=int, default=24, help="own rollout depth for the drift table")
-    ap.add_argument("--blur", type=float, default=1.5)
+    ap.add_argument("--blur", default="1.5", help="blur of the real context in the last two tables, pixels (comma-separated for several)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sampler", action="append", default=[], metavar="NAME=VALUE", help="override a setting of the stored sampler (repeatable)")
     args = ap.parse_args()
@@ -147,8 +150,10 @@ def main() -> None:
         )
 
     with torch.no_grad():
-        blurred = gaussian_blur(torch.from_numpy(frames[:, w : 2 * w].reshape(-1, *frames.shape[2:])), args.blur)
-        blurred = tok.encode(blurred).reshape(b, w, *tokens.shape[2:]).numpy()
+        blurred = {}
+        for px in (float(v) for v in args.blur.split(",")):
+            x = gaussian_blur(torch.from_numpy(frames[:, w : 2 * w].reshape(-1, *frames.shape[2:])), px)
+            blurred[f"real, blurred {px:g} px"] = tok.encode(x).reshape(b, w, *tokens.shape[2:]).numpy()
     ctx_keys = keys[:, w : 2 * w]
 
     def step(context: np.ndarray, held: list[str]) -> np.ndarray:
@@ -162,7 +167,7 @@ def main() -> None:
     pairs = [(a, c) for a, c in (("turn_left", "turn_right"), ("left", "right"), ("forward", None), ("up", None)) if a in names and (c is None or c in names)]
     if not pairs:
         pairs = [(names[0], names[1] if len(names) > 1 else None)]
-    contexts = {"real": tokens[:, w : 2 * w].numpy(), f"own, {w} deep": own[:, :w], f"real, blurred {args.blur:g} px": blurred}
+    contexts = {"real": tokens[:, w : 2 * w].numpy(), f"own, {w} deep": own[:, :w], **blurred}
     print("\nkey sensitivity: mean squared latent difference between the next-frame predictions under two keys")
     heads = [f" | {a} vs {c or 'none'}" for a, c in pairs]
     print("context".ljust(22) + "".join(heads) + " | context vs real")
@@ -170,6 +175,36 @@ def main() -> None:
         diffs = [float(((step(ctx, [a]) - step(ctx, [c] if c else [])) ** 2).mean()) for a, c in pairs]
         gap = float(((ctx - contexts["real"]) ** 2).mean())
         print(label.ljust(22) + "".join(f" | {d:.3f}".ljust(len(h)) for d, h in zip(diffs, heads)) + f" | {gap:.3f}")
+
+    # Which part of an own context costs the direction: its blur, or where it has drifted to? One step under the real
+    # keys from each context; the sign of its sideways move from the context's last frame against the real one's.
+    real_shift = np.array([horizontal_shift(frames[i, 2 * w - 1], frames[i, 2 * w]) for i in range(b)])
+    moved = np.abs(real_shift) > 1.0
+    print(f"\none step from each context under the real keys: the real picture moved > 1 px sideways in {int(moved.sum())} windows")
+    print("context | right way | moves > 1 px | right way where it moves | sharpness of its last frame / real")
+    real_grad = float(np.mean([np.abs(np.diff(frames[i, 2 * w - 1].astype(np.float32), axis=1)).mean() for i in range(b)]))
+    real_ctx, own_ctx, none = contexts["real"], contexts[f"own, {w} deep"], np.zeros_like(ctx_keys)
+    variants = {label: (ctx, ctx_keys) for label, ctx in contexts.items()}
+    variants.update(
+        {
+            "real, no context keys": (real_ctx, none),
+            f"real last frame x{w}, no keys": (np.repeat(real_ctx[:, -1:], w, 1), none),
+            f"own last frame x{w}, no keys": (np.repeat(own_ctx[:, -1:], w, 1), none),
+            f"real x{w - 1}, then the own last frame": (np.concatenate([real_ctx[:, :-1], own_ctx[:, -1:]], 1), ctx_keys),
+            f"own x{w - 1}, then the real last frame": (np.concatenate([own_ctx[:, :-1], real_ctx[:, -1:]], 1), ctx_keys),
+        }
+    )
+    for label, (ctx, ctx_k) in variants.items():
+        k = np.ascontiguousarray(keys[:, 2 * w])
+        roll = torch_rollout(dyn, b, "cpu", sampler)
+        roll.reset(ctx.astype(np.float32), ctx_k, seed=0)
+        nxt = pictures(roll.step(k)[:, None])[:, 0]
+        last = pictures(ctx[:, -1:])[:, 0]
+        shift = np.array([horizontal_shift(last[i], nxt[i]) for i in range(b)])
+        right = np.sign(shift) == np.sign(real_shift)
+        big = np.abs(shift) > 1.0
+        grad = float(np.mean([np.abs(np.diff(last[i].astype(np.float32), axis=1)).mean() for i in range(b)]))
+        print(f"{label} | {right[moved].mean():.2f} | {big[moved].mean():.2f} | {right[moved & big].mean():.2f} | {grad / real_grad:.2f}")
 
 
 if __name__ == "__main__":
