@@ -401,3 +401,24 @@ def test_bench_train_times_the_step_that_training_runs(tmp_path, monkeypatch):
     assert seen == ["TokenizerPhase"] * 3 + ["DynamicsPhase"] * 3
     assert report["results"]["dynamics"]["self_forcing"] == 0.5 and report["results"]["dynamics"]["frames_per_s"] > 0
     assert "train_step" in (tmp_path / "bench" / "report.md").read_text()
+
+
+def test_sideways_direction_counts_only_moves_a_sideways_key_decides():
+    """A step forward shifts a first-person picture sideways too, but which way follows the view, not the key: such
+    ticks are left out of the direction figure (and kept in the figure before 2026-11-29, over every move)."""
+    from engine.bench.consistency import sideways_direction, sideways_keys
+
+    names = ("forward", "back", "turn_left", "turn_right", "strafe_left", "strafe_right")
+    assert sideways_keys(names) == [2, 3, 4, 5] and sideways_keys(("up", "down", "left", "right")) == [2, 3]
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (32, 64, 3), dtype=np.uint8).repeat(2, axis=0)  # a textured picture, 64x64
+    real = np.stack([np.roll(base, 4 * t, axis=1) for t in range(4)])[:, None]  # moves 4 px right every tick: [T, 1, ...]
+    wrong = np.stack([np.roll(base, -4 * t, axis=1) for t in range(4)])[:, None]  # moves left
+    keys = np.zeros((4, 1, 6), np.float32)
+    keys[1, 0, 2] = 1  # turn_left: counted
+    keys[2, 0, 0] = 1  # forward alone: not counted
+    keys[3, 0, 0] = keys[3, 0, 4] = 1  # forward + strafe_left: counted
+    right, moves, right_any, moves_any = sideways_direction(real, real, keys, sideways_keys(names))
+    assert (moves.tolist(), right.tolist(), moves_any.tolist(), right_any.tolist()) == ([2], [2], [3], [3])
+    right, moves, _, _ = sideways_direction(wrong, real, keys, sideways_keys(names))
+    assert moves.tolist() == [2] and right.tolist() == [0]

@@ -551,7 +551,7 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
     warmup (default cfg.warmup) ticks of the world's own rollout come first. Late forks (cfg.late_warmup) test whether
     the keys still steer a world that has run a long time: by then it has wandered from the real trajectory, so
     agreement (closer to its own real branch) means little; branch spread and the direction of sideways motion
-    (which the keys decide wherever the player stands) still do."""
+    under a sideways key (which the key decides wherever the player stands: `sideways_direction`) still do."""
     warmup = cfg.warmup if warmup is None else warmup
     probe = make_scene()
     keyset = probe.keyset
@@ -620,21 +620,51 @@ def action_following(world, make_scene, seeds: list[int], cfg: ConsistencyConfig
         "branch_difference_ratio_interval": ratio_interval(per_fork["spread_world"], per_fork["spread_real"]),
         "per_fork": per_fork,
     }
-    turn_keys = [n for n in names if "turn" in n or n in ("left", "right")]
-    if turn_keys:  # camera or player moves sideways: does the picture move the same way?
-        right, moves = np.zeros(wa.shape[1], int), np.zeros(wa.shape[1], int)  # per fork
-        for w_frames, r_frames in ((wa, ra), (wb, rb)):
-            for b in range(w_frames.shape[1]):
-                for t in range(1, w_frames.shape[0]):
-                    real_shift = M.horizontal_shift(r_frames[t - 1, b], r_frames[t, b])
-                    if abs(real_shift) > 1.0:
-                        moves[b] += 1
-                        right[b] += np.sign(M.horizontal_shift(w_frames[t - 1, b], w_frames[t, b])) == np.sign(real_shift)
+    sideways = sideways_keys(names)
+    if sideways:  # camera or player moves sideways: does the picture move the same way?
+        right, moves, right_any, moves_any = (
+            sum(parts)
+            for parts in zip(*(sideways_direction(w_frames, r_frames, keys, sideways) for w_frames, r_frames, keys in ((wa, ra, branch_a), (wb, rb, branch_b))))
+        )
         out["motion_direction_agreement"] = float(right.sum() / moves.sum()) if moves.sum() else None
         out["motion_direction_interval"] = ratio_interval(right, moves)
         out["motion_samples"] = int(moves.sum())
+        # the figure before 2026-11-29: every real sideways move, whatever keys were held (see sideways_direction)
+        out["motion_direction_agreement_any_move"] = float(right_any.sum() / moves_any.sum()) if moves_any.sum() else None
+        out["motion_samples_any_move"] = int(moves_any.sum())
         per_fork["direction_right"], per_fork["direction_moves"] = right.tolist(), moves.tolist()
     return out
+
+
+def sideways_keys(names) -> list[int]:
+    """Indices of the keys that decide which way the picture moves sideways: turns, strafes, left and right."""
+    return [i for i, n in enumerate(names) if "turn" in n or "strafe" in n or n in ("left", "right")]
+
+
+def sideways_direction(world_frames: np.ndarray, real_frames: np.ndarray, keys: np.ndarray, sideways: list[int]):
+    """Per fork [B]: (right, moves) over the ticks where the real picture moved more than a pixel sideways while a
+    sideways key (`sideways_keys`) was held, right = the world's picture moved the same way; then (right, moves) over
+    every real sideways move, whatever the keys (the figure before 2026-11-29).
+
+    frames [T, B, H, W, 3], keys [T, B, K]: keys[t] made frame t. Only a sideways key decides the sign wherever the
+    player stands: a step forward or back also shifts a first-person picture sideways (parallax: the nearer side
+    grows faster), but which way follows the view's layout, so a world that has walked to another view (late forks)
+    is rightly free to differ there, and counting those ticks pulled a world that steers perfectly towards chance
+    (measured on the maze: 51 of 80 real sideways moves were steps without a turn key)."""
+    shape = world_frames.shape[1]
+    right, moves, right_any, moves_any = (np.zeros(shape, int) for _ in range(4))
+    for b in range(shape):
+        for t in range(1, world_frames.shape[0]):
+            real_shift = M.horizontal_shift(real_frames[t - 1, b], real_frames[t, b])
+            if abs(real_shift) <= 1.0:
+                continue
+            same = np.sign(M.horizontal_shift(world_frames[t - 1, b], world_frames[t, b])) == np.sign(real_shift)
+            moves_any[b] += 1
+            right_any[b] += same
+            if keys[t, b, sideways].any():
+                moves[b] += 1
+                right[b] += same
+    return right, moves, right_any, moves_any
 
 
 def stability(world, make_scene, seeds: list[int], cfg: ConsistencyConfig, progress, bank: FrameBank) -> dict:

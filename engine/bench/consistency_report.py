@@ -36,6 +36,8 @@ def summarise(report: dict, cfg: ConsistencyConfig) -> dict:
         "branch_spread": _r(act.get("branch_difference_ratio"), 3),
         "branch_spread_late": _r(late.get("branch_difference_ratio"), 3),
         "motion_direction_agreement_late": _r(late.get("motion_direction_agreement"), 3),
+        "motion_direction_agreement_any_move": _r(act.get("motion_direction_agreement_any_move"), 3),
+        "motion_direction_agreement_late_any_move": _r(late.get("motion_direction_agreement_any_move"), 3),
         "sharpness_ratio_end": _r(stab.get("sharpness_ratio_end"), 3),
         "sharpness_ratio_explore_end": _r(explore.get("sharpness_ratio_end"), 3),
         "flicker_ratio_explore_end": _r(flicker_ratio(explore["flicker_world_end"], explore["flicker_real_end"]), 3) if explore else None,
@@ -221,7 +223,7 @@ def markdown(report: dict, figures: list[str]) -> str:
             f"as much as the real ones."
             + (
                 f" Sideways motion goes the right way in {_pct(act.get('motion_direction_agreement'))}"
-                f"{_aside(act.get('motion_direction_interval'), _pct)} of {act.get('motion_samples')} moves."
+                f"{_aside(act.get('motion_direction_interval'), _pct)} of {act.get('motion_samples')} moves" + _any_move(act) + "."
                 if act.get("motion_samples")
                 else ""
             )
@@ -235,7 +237,7 @@ def markdown(report: dict, figures: list[str]) -> str:
             f"{_aside(late.get('branch_difference_ratio_interval'), _x)} as much as the real ones"
             + (
                 f", and sideways motion goes the way the keys say in {_pct(late.get('motion_direction_agreement'))}"
-                f"{_aside(late.get('motion_direction_interval'), _pct)} of {late.get('motion_samples')} moves"
+                f"{_aside(late.get('motion_direction_interval'), _pct)} of {late.get('motion_samples')} moves" + _any_move(late)
                 if late.get("motion_samples")
                 else ""
             )
@@ -283,6 +285,16 @@ def markdown(report: dict, figures: list[str]) -> str:
         lines += ["## Speed\n", f"{sp['backend']} on {sp['device']}: **{sp['fps']:.1f} FPS**, p50 {sp['ms_p50']:.2f} ms, p99 {sp['ms_p99']:.2f} ms.\n"]
     lines += ["## Summary\n", "```json", json.dumps(s, indent=1), "```", ""]
     return "\n".join(lines)
+
+
+def _any_move(act: dict) -> str:
+    """The direction figure before 2026-11-29 (every sideways move, whatever keys were held), where it was kept."""
+    if act.get("motion_samples_any_move") is None:
+        return " (every sideways move, whatever keys were held: measured before 2026-11-29)"
+    return (
+        f" under a sideways key (over every sideways move, whatever keys were held, the figure before 2026-11-29: "
+        f"{_pct(act.get('motion_direction_agreement_any_move'))} of {act['motion_samples_any_move']})"
+    )
 
 
 def _db(v, digits: int = 2) -> str:
