@@ -104,11 +104,17 @@ def main() -> None:
 
     real_pics, own_pics = pictures(tokens[:, w - 1 :].numpy()), pictures(np.concatenate([tokens[:, w - 1 : w].numpy(), own], axis=1))
     print("\nturn direction: share of real moves (> 1 px sideways) whose sign the frames reproduce, by depth band")
-    print("depths | moves | decoded real latents | own rollout | own moves > 1 px | right way where it moves | |shift| own / real, median")
+    from engine.bench.consistency import sideways_keys
+
+    sideways = sideways_keys(names)
+    print(
+        "depths | moves | decoded real latents | own rollout | own moves > 1 px | right way where it moves | |shift| own / real, median"
+        " | moves under a sideways key: how many, own rollout the right way (the benchmark's figure since 2026-11-29)"
+    )
     for lo, hi in ((1, 1), (2, 3), (4, 8), (9, 16), (17, 24), (25, 32), (33, 64)):
         if lo > args.depth:
             break
-        right_rec = right_own = moves = moved = right_moved = 0
+        right_rec = right_own = moves = moved = right_moved = keyed = right_keyed = 0
         mags_own, mags_real = [], []
         for r in range(lo, min(hi, args.depth) + 1):
             for i in range(b):
@@ -119,6 +125,9 @@ def main() -> None:
                 right_rec += np.sign(horizontal_shift(real_pics[i, r - 1], real_pics[i, r])) == np.sign(real_shift)
                 own_shift = horizontal_shift(own_pics[i, r - 1], own_pics[i, r])
                 right_own += np.sign(own_shift) == np.sign(real_shift)
+                if keys[i, w + r - 1, sideways].any():  # the keys that made this frame decide its sideways move
+                    keyed += 1
+                    right_keyed += np.sign(own_shift) == np.sign(real_shift)
                 mags_own.append(abs(own_shift))
                 mags_real.append(abs(real_shift))
                 if abs(own_shift) > 1.0:
@@ -128,6 +137,7 @@ def main() -> None:
             print(
                 f"{lo:>2}-{min(hi, args.depth):<3} | {moves:5d} | {right_rec / moves:.2f} | {right_own / moves:.2f} | {moved / moves:.2f}"
                 f" | {right_moved / max(moved, 1):.2f} | {np.median(mags_own):.1f} / {np.median(mags_real):.1f}"
+                f" | {keyed}, {right_keyed / max(keyed, 1):.2f}"
             )
 
     # The key-contrast term's view (dynamics.key_contrast): windows of the real frames w..2w, their targets predicted
@@ -194,6 +204,7 @@ def main() -> None:
             f"own x{w - 1}, then the real last frame": (np.concatenate([own_ctx[:, :-1], real_ctx[:, -1:]], 1), ctx_keys),
         }
     )
+    by_keys = {}
     for label, (ctx, ctx_k) in variants.items():
         k = np.ascontiguousarray(keys[:, 2 * w])
         roll = torch_rollout(dyn, b, "cpu", sampler)
@@ -205,6 +216,16 @@ def main() -> None:
         big = np.abs(shift) > 1.0
         grad = float(np.mean([np.abs(np.diff(last[i].astype(np.float32), axis=1)).mean() for i in range(b)]))
         print(f"{label} | {right[moved].mean():.2f} | {big[moved].mean():.2f} | {right[moved & big].mean():.2f} | {grad / real_grad:.2f}")
+        by_keys[label] = right
+    # The same by the keys held at the step (combinations of at least 5 of the moved windows): a turn moves the whole
+    # picture, a strafe or a step moves it by parallax, which needs the depth of what the frame shows.
+    held = ["+".join(n for n, on in zip(names, row) if on) or "none" for row in keys[:, 2 * w] > 0]
+    combos = [c for c in sorted(set(held)) if sum(h == c and m for h, m in zip(held, moved)) >= 5]
+    print("\nthe same, by the keys held at the step: share the right way (windows)")
+    print("context | " + " | ".join(f"{c} ({sum(h == c and m for h, m in zip(held, moved))})" for c in combos))
+    for label, right in by_keys.items():
+        cells = [right[moved & np.array([h == c for h in held])].mean() for c in combos]
+        print(f"{label} | " + " | ".join(f"{v:.2f}" for v in cells))
 
 
 if __name__ == "__main__":
