@@ -650,7 +650,7 @@ def sideways_direction(world_frames: np.ndarray, real_frames: np.ndarray, keys: 
     player stands: a step forward or back also shifts a first-person picture sideways (parallax: the nearer side
     grows faster), but which way follows the view's layout, so a world that has walked to another view (late forks)
     is rightly free to differ there, and counting those ticks pulled a world that steers perfectly towards chance
-    (measured on the maze: 51 of 80 real sideways moves were steps without a turn key)."""
+    (measured on the maze's exploration policy: 38 of 80 real sideways moves were bare steps forward or back)."""
     shape = world_frames.shape[1]
     right, moves, right_any, moves_any = (np.zeros(shape, int) for _ in range(4))
     for b in range(shape):

@@ -7,9 +7,9 @@ so on a GPU it never crosses to the host; only the frame's tokens do.
 The providers a session really got are checked and reported, never assumed.
 
 On the CPU the step graph runs as a copy with its batch and cache length fixed
-(`step_session`): onnxruntime then folds the graph's shape arithmetic away, and a
-step graph of a few hundred small nodes spends most of its time in per-node
-overhead, so that is about a sixth of every frame.
+(`step_session`): onnxruntime then folds the graph's shape arithmetic away. A step
+graph of a few hundred small nodes spends much of its time in per-node overhead, so
+that alone saves about an eighth of every call (maze, batch 1: 7.6 -> 6.6 ms).
 """
 
 from __future__ import annotations
@@ -281,17 +281,19 @@ class OnnxStepper:
         new_k, new_v = self._run_with(other, tokens, sigma, keys, time, 1.0, self._bias_for(time, True), other._bias_for(time, True), ["new_k", "new_v"])
         b = tokens.shape[0]
         for s, part in ((self, slice(0, b)), (other, slice(b, 2 * b))):
-            s._host[s.current][:, :, :, slot] = new_k[:, part]  # the arrays the current ring's OrtValues wrap
-            s._host[2 + s.current][:, :, :, slot] = new_v[:, part]
-            s.bias[:, slot] = 0.0
+            s._write_host(slot, new_k[:, part], new_v[:, part])
+
+    def _write_host(self, slot: slice, new_k: np.ndarray, new_v: np.ndarray) -> None:
+        """Committed entries into the host arrays the current ring's OrtValues wrap (CPU only), and their slot shown."""
+        self._host[self.current][:, :, :, slot] = new_k
+        self._host[2 + self.current][:, :, :, slot] = new_v
+        self.bias[:, slot] = 0.0
 
     def commit(self, tokens: np.ndarray, sigma: float, keys: np.ndarray, time: int) -> None:
         slot = self._slot(time)
         self._run_step(tokens, sigma, keys, time, 1.0, self._bias_for(time, True))
         if self.device == "cpu":  # the ring's OrtValues wrap host arrays: the entries go straight in, no graph run
-            self._host[self.current][:, :, :, slot] = self.new_k.numpy()
-            self._host[2 + self.current][:, :, :, slot] = self.new_v.numpy()
-            self.bias[:, slot] = 0.0
+            self._write_host(slot, self.new_k.numpy(), self.new_v.numpy())
             return
         start = np.array(slot.start, np.int64)
         nxt = 1 - self.current
