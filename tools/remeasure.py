@@ -6,11 +6,17 @@ them: the report keeps every other section as measured, records which sections w
 commit and why, and its summary and report.md are rebuilt. Refuses a partial report of another world, other seeds
 or other settings.
 
+A `skyloop bench speed` report of the same world with its own sampler (`skyloop bench speed WORLD --backend onnx
+--out NEW`) replaces the speed part the same way, its report folder copied over REPORT/speed: speed is measured
+alone on a quiet machine, and a faster step graph changes it without changing a frame.
+
 Usage: .venv/bin/python tools/remeasure.py docs/results/overworld runs/forkfix/overworld --why "..."
 """
 
 import argparse
+import hashlib
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -40,6 +46,10 @@ def main() -> None:
     args = ap.parse_args()
     full = json.loads((args.report / "report.json").read_text())
     part = json.loads((args.partial / "report.json").read_text())
+    if part.get("benchmark") == "speed":
+        sections = merge_speed(full, part, args.partial, args.report)
+        finish(args, full, sections, part.get("seconds"))
+        return
     if SamplerConfig.from_json(full["sampler"]) != SamplerConfig.from_json(part["sampler"]):  # fields added since take their defaults
         raise SystemExit("the two reports differ in the sampler: not the same measurement, so they cannot be merged")
     for key in ("world_sha256", "seeds", "scene"):
@@ -59,10 +69,37 @@ def main() -> None:
         for key in PART_SETTINGS.get(p, []):
             if key in part["config"]:
                 full["config"][key] = part["config"][key]
+    finish(args, full, sections, part.get("seconds"))
+
+
+def merge_speed(full: dict, part: dict, partial: Path, report: Path) -> list[str]:
+    """A bench speed report in place of the consistency report's speed part (same world file, the world's own sampler)."""
+    world = Path(part["world"])
+    if not world.exists():
+        raise SystemExit(f"the speed report names {world}, which is not here: its weights cannot be checked against the report's")
+    if hashlib.sha256(world.read_bytes()).hexdigest() != full.get("world_sha256"):
+        raise SystemExit(f"{world} is not the world of {report / 'report.json'} (its sha256 differs): not the same measurement")
+    if "summary" not in part:
+        raise SystemExit(f"{partial / 'report.json'} has no summary line (a speed report written before it kept one): run it again")
+    steps = {r.get("sampler_steps") for r in part["results"].values()}
+    if steps != {full["sampler"]["steps"]}:
+        raise SystemExit(f"the speed run sampled {sorted(steps)} steps a frame, the world's sampler {full['sampler']['steps']}: run it with the world's own")
+    earlier = dict(full["speed"]) if "speed" in full else None
+    if earlier is not None:  # kept, with its machine: a figure measured on another CPU is not replaced, only joined
+        earlier.setdefault("machine", full["machine"]["cpu"])
+        earlier.setdefault("measured", "with the full benchmark")
+        full.setdefault("speed_earlier", []).append(earlier)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
-    full.setdefault("remeasured", []).append(
-        {"sections": sections, "date": time.strftime("%Y-%m-%d"), "commit": commit, "why": args.why, "seconds": part.get("seconds")}
-    )
+    full["speed"] = dict(part["summary"], machine=part["machine"]["cpu"], measured=f"{time.strftime('%Y-%m-%d')}, commit {commit}")
+    if (report / "speed").resolve() != partial.resolve():
+        shutil.rmtree(report / "speed", ignore_errors=True)
+        shutil.copytree(partial, report / "speed")
+    return ["speed"]
+
+
+def finish(args, full: dict, sections: list[str], seconds) -> None:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    full.setdefault("remeasured", []).append({"sections": sections, "date": time.strftime("%Y-%m-%d"), "commit": commit, "why": args.why, "seconds": seconds})
     full["summary"] = summarise(full, ConsistencyConfig(**full["config"]))
     write_report(args.report, full, markdown(full, [f for f in FIGURES if (args.report / f).exists()]))
     print(f"{args.report / 'report.json'}: {', '.join(sections)} replaced from {args.partial} (commit {commit})")

@@ -282,7 +282,10 @@ def markdown(report: dict, figures: list[str]) -> str:
         lines.append("")
     if "speed" in report:
         sp = report["speed"]
-        lines += ["## Speed\n", f"{sp['backend']} on {sp['device']}: **{sp['fps']:.1f} FPS**, p50 {sp['ms_p50']:.2f} ms, p99 {sp['ms_p99']:.2f} ms.\n"]
+        where = f", {sp['machine']} ({sp['measured']})" if "machine" in sp else ""  # a speed run merged later names its machine
+        lines += ["## Speed\n", f"{sp['backend']} on {sp['device']}{where}: **{sp['fps']:.1f} FPS**, p50 {sp['ms_p50']:.2f} ms, p99 {sp['ms_p99']:.2f} ms.\n"]
+        for old in report.get("speed_earlier", []):
+            lines.append(f"Earlier, on {old['machine']} ({old['measured']}): {old['fps']:.1f} FPS, p50 {old['ms_p50']:.2f} ms, p99 {old['ms_p99']:.2f} ms.\n")
     lines += ["## Summary\n", "```json", json.dumps(s, indent=1), "```", ""]
     return "\n".join(lines)
 
