@@ -25,6 +25,11 @@
 # maze 4 steps, fresh noise, context noise 0.1, key guidance 1 on the first (docs/ablations.md, "Holding still");
 # bounce 4 steps, implied noise; overworld 2 steps with key guidance 0.5 on the first (docs/ablations.md, "Key
 # guidance") and canvas memory (docs/ablations.md, "Canvas memory").
+# The overworld was then continued once more on 2 CPU cores (2026-12-06, an Intel Xeon with AMX: bf16), 160 CPU-minutes
+# of the same recipe at batch 32, and shipped by its row (docs/ablations.md, "More windows for the overworld"):
+#   .venv/bin/python tools/ablate.py ow-sf-160 --init worlds/overworld.safetensors --data data/overworld --cpu-minutes 160 \
+#       --set dynamics.context=16 --set dynamics.rollout_p=0.5 --set dynamics.rollout_frames=6
+#   cp runs/ablate/ow-sf-160/world.safetensors worlds/overworld.safetensors   (the sampler comes along from the world)
 # On a machine with a GPU, after this script:
 #   tools/train_worlds_gpu.sh runs/gpu && cp runs/gpu/{maze,bounce,overworld}.safetensors worlds/
 #   .venv/bin/python tools/set_sampler.py worlds/maze.safetensors --steps 4 --stochastic true --context-noise 0.1 --key-guidance 1 --guided-steps 1
