@@ -149,7 +149,8 @@ def main():
         report = json.loads((results / w / "report.json").read_text())
         s = dict(report["summary"])
         speed_file = results / w / "speed" / "report.json"
-        speed = json.loads(speed_file.read_text()).get("results", {}) if speed_file.exists() else {}
+        speed_report = json.loads(speed_file.read_text()) if speed_file.exists() else {}
+        speed = speed_report.get("results", {})
         if "fps" not in s and "onnx" in speed:  # speed measured on its own, on a quiet machine
             s["fps"] = round(speed["onnx"]["fps"], 2)
         training = report.get("training", {})
@@ -184,7 +185,7 @@ def main():
             if key == "fps":  # p99 is half of the speed goal; earlier runs on other machines stay beside the latest
                 lines += speed_rows(report, goal)
         if speed:
-            machine = json.loads(speed_file.read_text()).get("machine", report["machine"])["cpu"]
+            machine = speed_report.get("machine", report["machine"])["cpu"]
             lines += [
                 "",
                 f"Speed, whole step (sampler + context commit + decode), from `skyloop bench speed` ([report](results/{w}/speed/report.md)):\n",

@@ -14,7 +14,6 @@ Usage: .venv/bin/python tools/remeasure.py docs/results/overworld runs/forkfix/o
 """
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from engine.bench.consistency import ConsistencyConfig
 from engine.bench.consistency_report import markdown, summarise
 from engine.bench.machine import write_report
 from engine.dynamics.sampler import SamplerConfig
+from engine.files import sha256_file
 
 SECTIONS = {
     "tf": ["teacher_forced"],
@@ -44,11 +44,12 @@ def main() -> None:
     ap.add_argument("partial", type=Path, help="folder of the report with the parts run again")
     ap.add_argument("--why", required=True, help="the reason, in a sentence (it goes into the report)")
     args = ap.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
     full = json.loads((args.report / "report.json").read_text())
     part = json.loads((args.partial / "report.json").read_text())
     if part.get("benchmark") == "speed":
-        sections = merge_speed(full, part, args.partial, args.report)
-        finish(args, full, sections, part.get("seconds"))
+        sections = merge_speed(full, part, args.partial, args.report, commit)
+        finish(args, full, sections, part.get("seconds"), commit)
         return
     if SamplerConfig.from_json(full["sampler"]) != SamplerConfig.from_json(part["sampler"]):  # fields added since take their defaults
         raise SystemExit("the two reports differ in the sampler: not the same measurement, so they cannot be merged")
@@ -69,15 +70,15 @@ def main() -> None:
         for key in PART_SETTINGS.get(p, []):
             if key in part["config"]:
                 full["config"][key] = part["config"][key]
-    finish(args, full, sections, part.get("seconds"))
+    finish(args, full, sections, part.get("seconds"), commit)
 
 
-def merge_speed(full: dict, part: dict, partial: Path, report: Path) -> list[str]:
+def merge_speed(full: dict, part: dict, partial: Path, report: Path, commit: str) -> list[str]:
     """A bench speed report in place of the consistency report's speed part (same world file, the world's own sampler)."""
     world = Path(part["world"])
     if not world.exists():
         raise SystemExit(f"the speed report names {world}, which is not here: its weights cannot be checked against the report's")
-    if hashlib.sha256(world.read_bytes()).hexdigest() != full.get("world_sha256"):
+    if sha256_file(world) != full.get("world_sha256"):
         raise SystemExit(f"{world} is not the world of {report / 'report.json'} (its sha256 differs): not the same measurement")
     if "summary" not in part:
         raise SystemExit(f"{partial / 'report.json'} has no summary line (a speed report written before it kept one): run it again")
@@ -89,7 +90,6 @@ def merge_speed(full: dict, part: dict, partial: Path, report: Path) -> list[str
         earlier.setdefault("machine", full["machine"]["cpu"])
         earlier.setdefault("measured", "with the full benchmark")
         full.setdefault("speed_earlier", []).append(earlier)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
     full["speed"] = dict(part["summary"], machine=part["machine"]["cpu"], measured=f"{time.strftime('%Y-%m-%d')}, commit {commit}")
     if (report / "speed").resolve() != partial.resolve():
         shutil.rmtree(report / "speed", ignore_errors=True)
@@ -97,8 +97,7 @@ def merge_speed(full: dict, part: dict, partial: Path, report: Path) -> list[str
     return ["speed"]
 
 
-def finish(args, full: dict, sections: list[str], seconds) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+def finish(args, full: dict, sections: list[str], seconds, commit: str) -> None:
     full.setdefault("remeasured", []).append({"sections": sections, "date": time.strftime("%Y-%m-%d"), "commit": commit, "why": args.why, "seconds": seconds})
     full["summary"] = summarise(full, ConsistencyConfig(**full["config"]))
     write_report(args.report, full, markdown(full, [f for f in FIGURES if (args.report / f).exists()]))
