@@ -39,6 +39,7 @@ def main() -> None:
     from engine.dynamics.cache import torch_rollout
     from engine.errors import SkyloopError
     from engine.train.evaluate import decode
+    from engine.train.latents import encode_episodes
     from engine.world.bundle import load_bundle
 
     bundle = load_bundle(args.world)
@@ -60,11 +61,9 @@ def main() -> None:
             keys.append(k[s : s + w + 1])
     if not frames:
         raise SkyloopError(f"no episode in {args.data} is longer than the world's context of {w} frames")
+    tokens = np.stack(encode_episodes(tok, zip(frames, keys), "cpu")).astype(np.float32)  # as training sees them
     frames, keys = np.stack(frames), np.stack(keys).astype(np.float32)
     n = len(frames)
-    with torch.no_grad():
-        tokens = tok.encode(torch.from_numpy(frames.reshape(-1, *frames.shape[2:]))).numpy()
-    tokens = tokens.reshape(n, w + 1, *tokens.shape[1:])
     real = frames[:, w]
     copy = psnr(frames[:, w - 1], real)
     print(f"{n} windows of {len(entries)} {'first' if args.first else 'last'} episodes of {args.data}; context {w} real frames")
@@ -82,13 +81,10 @@ def main() -> None:
     print(f"{'stored sampler, as played':44s} {predict(stored).mean():6.2f}  ({stored.describe()})")
     print("by the key held on the predicted tick (windows, mean estimate, copy):")
     held = keys[:, w] > 0
-    for j, name in enumerate(bundle.spec.keyset.names):
-        if held[:, j].any():
-            m = held[:, j]
+    groups = [(name, held[:, j]) for j, name in enumerate(bundle.spec.keyset.names)] + [("no key", ~held.any(1))]
+    for name, m in groups:
+        if m.any():
             print(f"  {name:14s} {int(m.sum()):4d} {mean[m].mean():6.2f} {copy[m].mean():6.2f}")
-    if (~held.any(1)).any():
-        m = ~held.any(1)
-        print(f"  {'no key':14s} {int(m.sum()):4d} {mean[m].mean():6.2f} {copy[m].mean():6.2f}")
 
 
 if __name__ == "__main__":
