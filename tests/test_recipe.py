@@ -258,6 +258,42 @@ def test_a_continued_world_can_get_a_longer_memory_but_not_another_shape(tiny_da
         train_world(tiny_dataset, wide, tmp_path / "wide.safetensors", run_dir=tmp_path / "wide", threads=1, progress=False, init_from=tiny_world)
 
 
+def test_a_continued_world_can_grow_deeper_starting_as_the_same_function(tiny_dataset, tiny_world, tmp_path):
+    """--set dynamics.depth=N above the world's with --init-from: its blocks load among new identity blocks, so at zero
+    learning rate the grown world plays exactly its frames, and the new blocks still get gradients; a shallower depth is
+    refused by name."""
+    from engine.dynamics.model import Dynamics
+    from engine.errors import SkyloopError
+    from engine.world.session import World
+
+    depth = read_spec(tiny_world).dynamics.depth
+    out = tmp_path / "deeper.safetensors"
+    preset = resolve_preset("tiny", [f"dynamics.depth={depth + 2}", "train.dynamics_lr=0", "train.ema=0", "train.eval_every=1000"], steps=1)
+    train_world(tiny_dataset, preset, out, run_dir=tmp_path / "deeper", threads=1, progress=False, init_from=tiny_world)
+    assert read_spec(out).dynamics.depth == depth + 2
+    keys = np.random.default_rng(1).integers(0, 2, (10, 4)).astype(np.uint8)
+    frames = []
+    for path in (tiny_world, out):
+        world = World.load(path, backend="torch")
+        frames.append(np.stack([world.reset(None, seed=4)] + [world.step(k) for k in keys]))
+    assert np.array_equal(frames[0], frames[1])
+
+    from dataclasses import replace
+
+    old = load_bundle(tiny_world).dynamics
+    grown = Dynamics(replace(old.cfg, depth=depth + 2))
+    new = grown.load_shallower(old.state_dict())
+    assert len(new) == 2 and all(torch.equal(grown.blocks[i].proj.weight, torch.zeros_like(grown.blocks[i].proj.weight)) for i in new)
+    tokens = torch.randn(2, old.cfg.context + 1, old.cfg.tokens_per_frame, old.cfg.token_dim)
+    keys_t = torch.zeros(2, old.cfg.context + 1, old.cfg.num_keys)
+    grown.training_loss(tokens, keys_t, torch.Generator().manual_seed(0)).backward()
+    assert all(grown.blocks[i].proj.weight.grad.abs().sum() > 0 for i in new), "identity at the start, but trainable"
+
+    shallow = resolve_preset("tiny", ["dynamics.depth=1"], steps=1)
+    with pytest.raises(SkyloopError, match="dynamics.depth"):
+        train_world(tiny_dataset, shallow, tmp_path / "s.safetensors", run_dir=tmp_path / "s", threads=1, progress=False, init_from=tiny_world)
+
+
 def test_own_rollouts_use_history_guidance_as_play_does(tiny_world):
     """A world whose sampler has history guidance: training's own rollouts (self forcing) are what play makes."""
     from engine.dynamics.self_forcing import own_rollouts

@@ -149,6 +149,23 @@ def test_frame_size_that_does_not_divide_is_a_clear_error(tmp_path):
         train_world(odd.root, resolve_preset("tiny"), tmp_path / "w.safetensors", run_dir=tmp_path / "run", progress=False)
 
 
+def test_a_world_trained_with_int8_weights_says_so_and_an_unknown_storage_is_refused_before_training(tiny_dataset, tiny_world, tmp_path):
+    from engine.world.bundle import weight_storage
+
+    with pytest.raises(SkyloopError, match="train.weights 'int4': one of float16, int8, float32"):
+        resolve_preset("tiny", ["train.weights=int4"])
+    out = tmp_path / "w8.safetensors"
+    train_world(
+        tiny_dataset,
+        resolve_preset("tiny", ["train.weights=int8", "train.eval_every=1000"], steps=1),
+        out,
+        run_dir=tmp_path / "r",
+        progress=False,
+        init_from=tiny_world,
+    )
+    assert weight_storage(out) == "int8"
+
+
 def test_ddp_on_gloo_with_two_processes(tiny_dataset, tmp_path):
     from engine.world.bundle import read_spec
 

@@ -37,6 +37,58 @@ def test_save_load_round_trip_gives_the_same_frames(tiny_world, tmp_path):
     assert np.array_equal(np.stack(fa), np.stack(fb))
 
 
+def test_int8_weights_halve_the_file_and_play_nearly_the_same_frames(tiny_world, tmp_path, capsys):
+    """`skyloop pack --weights int8`: blocks of 64 inputs with a float32 scale each; the file says how it stores its
+    weights, loads back into float32 modules, and a re-save keeps the storage (tools/set_sampler, decoder tuning)."""
+    import torch
+
+    from engine.cli import main as cli_main
+    from engine.world.bundle import dequantize_int8, quantize_int8, save_bundle, weight_storage
+
+    w = torch.randn(96, 128) * torch.linspace(0.01, 3.0, 128)  # inputs of very different scales: blocks matter
+    q, scale = quantize_int8(w)
+    assert q.dtype == torch.int8 and scale.shape == (96, 2)
+    err = (dequantize_int8(q, scale) - w).abs().reshape(96, 2, 64)
+    assert (err <= scale[..., None] / 2 + 1e-7).all(), "each weight within half a step of its block's grid"
+
+    out = tmp_path / "int8.safetensors"
+    assert cli_main(["pack", str(tiny_world), "--weights", "int8", "--out", str(out)]) == 0
+    assert "float16 -> int8 weights" in capsys.readouterr().out
+    assert weight_storage(out) == "int8" and weight_storage(tiny_world) == "float16"
+    assert out.stat().st_size < 0.7 * tiny_world.stat().st_size
+    assert json.loads(__import__("safetensors").safe_open(str(out), "np").metadata()["skyloop"])["format_version"] == 2
+    a, b = World.load(tiny_world, backend="torch"), World.load(out, backend="torch")
+    keys = np.random.default_rng(0).integers(0, 2, (12, 4)).astype(np.uint8)
+    fa = np.stack([a.reset(None, seed=2)] + [a.step(k) for k in keys]).astype(float)
+    fb = np.stack([b.reset(None, seed=2)] + [b.step(k) for k in keys]).astype(float)
+    assert 10 * np.log10(255**2 / np.mean((fa - fb) ** 2)) > 30, "int8 rounding moves the frames a little, not the world"
+    bundle = load_bundle(out)
+    assert bundle.weights == "int8"
+    again = tmp_path / "again.safetensors"
+    save_bundle(again, bundle.spec, bundle.tokenizer, bundle.dynamics, weights=bundle.weights)
+    c = load_bundle(again)
+    assert all(torch.allclose(c.dynamics.state_dict()[k], v, atol=1e-6) for k, v in bundle.dynamics.state_dict().items()), "re-quantizing is idempotent"
+    assert cli_main(["pack", str(out), "--weights", "float16", "--out", str(out)]) != 0
+    assert "write the repacked world to another file" in capsys.readouterr().err and weight_storage(out) == "int8"
+    with pytest.raises(SkyloopError, match="unknown weight storage 'int4'"):
+        save_bundle(tmp_path / "x.safetensors", bundle.spec, bundle.tokenizer, bundle.dynamics, weights="int4")
+
+
+def test_int8_weights_whose_scales_do_not_fit_are_named(tiny_world, tmp_path):
+    from engine.cli import main as cli_main
+
+    packed = tmp_path / "int8.safetensors"
+    cli_main(["pack", str(tiny_world), "--weights", "int8", "--out", str(packed)])
+    name = "dynamics.blocks.0.qkv.weight.int8_scale"
+    bad = tmp_path / "bad.safetensors"
+    _rewrite_metadata(packed, bad, lambda o, t: t.update({name: t[name][:-1]}))
+    with pytest.raises(BundleError, match="do not match their scales"):
+        World.load(bad)
+    _rewrite_metadata(packed, bad, lambda o, t: t.pop(name))
+    with pytest.raises(BundleError, match="int8 weights without scales"):
+        World.load(bad)
+
+
 def test_same_context_keys_and_seed_give_the_same_frames(tiny_world):
     world = World.load(tiny_world, backend="torch")
     keys = np.random.default_rng(1).integers(0, 2, (10, 4)).astype(np.uint8)

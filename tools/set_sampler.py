@@ -41,7 +41,7 @@ def main():
         changes["retrace"] = args.retrace == "on"
     spec = replace(bundle.spec, sampler=replace(bundle.spec.sampler, **changes))
     extra = {"start_frames": torch.from_numpy(bundle.start_frames)} if bundle.start_frames is not None else None
-    sha = save_bundle(args.world, spec, bundle.tokenizer, bundle.dynamics, extra=extra)
+    sha = save_bundle(args.world, spec, bundle.tokenizer, bundle.dynamics, extra=extra, weights=bundle.weights)
     print(f"{args.world}: sampler {spec.sampler} (sha256 {sha[:12]})")
 
 

@@ -244,6 +244,29 @@ class Dynamics(nn.Module):
         return self.token_out(self.norm_out(x) * (1 + scale) + shift)
 
     # ---- full sequence (training, and the reference for the cached step) ----
+    def load_shallower(self, state: dict[str, torch.Tensor]) -> list[int]:
+        """Loads the weights of a network with fewer blocks (else the same shape) into this one, keeping what it computes.
+
+        The old blocks keep their order, spread evenly among the new ones (6 -> 9: a new block after every second old
+        one). A new block starts as the identity: its attention and MLP output layers are zero, so its residual adds
+        nothing until training gives it work, while its gradients are not zero. Returns the new blocks' positions."""
+        old = 1 + max((int(k.split(".")[1]) for k in state if k.startswith("blocks.")), default=-1)
+        extra = len(self.blocks) - old
+        if old == 0 or extra < 0:
+            raise ValueError(f"cannot grow {old} blocks into {len(self.blocks)}")
+        place = {i: i + i * extra // old for i in range(old)}
+        mine = self.state_dict()
+        for k, v in state.items():
+            if k.startswith("blocks."):
+                _, i, rest = k.split(".", 2)
+                k = f"blocks.{place[int(i)]}.{rest}"
+            mine[k] = v
+        new = sorted(set(range(len(self.blocks))) - set(place.values()))
+        for name in (f"blocks.{i}.{layer}.{part}" for i in new for layer in ("proj", "mlp.2") for part in ("weight", "bias")):
+            mine[name] = torch.zeros_like(mine[name])
+        self.load_state_dict(mine)
+        return new
+
     def forward_frames(self, tokens, sigma, keys, times, role, frame_mask):
         """tokens [B, F, N, D], sigma [B, F], keys [B, F, K], times [B, F] (int), role [B, F], frame_mask [F, F] bool.
 

@@ -30,6 +30,14 @@ class TrainConfig:
     #   and the learning-rate schedule follows whichever of steps or CPU time is further along (fixed-budget ablations)
     wall_minutes: float = 0.0  # dynamics phase budget in wall-clock minutes (0 = none), the same way: for a GPU, whose
     #   process CPU time says little about the work done, and for a lent machine's fixed lease
+    weights: str = "float16"  # how the world file stores its weights: float16, or int8 (about 0.55x the size; a wider
+    #   network within the 16 MiB a shipped world may weigh), or float32
+
+    def __post_init__(self):
+        from engine.world.bundle import WEIGHTS
+
+        if self.weights not in WEIGHTS:  # refused before the run, not after its hours at the save
+            raise SkyloopError(f"train.weights {self.weights!r}: one of {', '.join(WEIGHTS)}")
 
     def budget_text(self) -> str:
         """The dynamics phase's budgets in words ("30 CPU-minutes / 6 wall-clock minutes"); "" when there is none."""

@@ -276,6 +276,6 @@ def tune_decoder(
         training["cumulative"] = cumulative
     extra = {"start_frames": torch.from_numpy(bundle.start_frames)} if bundle.start_frames is not None else None
     out = Path(out)
-    sha = save_bundle(out, replace(spec, training=training), tokenizer, dynamics, extra=extra)
+    sha = save_bundle(out, replace(spec, training=training), tokenizer, dynamics, extra=extra, weights=bundle.weights)
     say(f"world written to {out} (sha256 {sha[:12]}): {world} with its decoder tuned")
     return out

@@ -53,8 +53,13 @@ class DynamicsPhase:
         if ctx.init_from is not None and checkpoint is None:  # continue a world's weights with a fresh optimizer
             from engine.world.bundle import load_bundle
 
-            self.dynamics.load_state_dict(load_bundle(ctx.init_from).dynamics.float().state_dict())
-            ctx.say(f"dynamics: starting from the weights of {ctx.init_from}")
+            state = load_bundle(ctx.init_from).dynamics.float().state_dict()
+            if sum(k.endswith(".qkv.weight") for k in state) < dcfg.depth:  # --set dynamics.depth=N deeper than the world
+                new = self.dynamics.load_shallower(state)
+                ctx.say(f"dynamics: starting from the weights of {ctx.init_from}, grown to {dcfg.depth} blocks (new, as identity: {new})")
+            else:
+                self.dynamics.load_state_dict(state)
+                ctx.say(f"dynamics: starting from the weights of {ctx.init_from}")
         self.ema = copy.deepcopy(self.dynamics).eval() if cfg.ema > 0 else None
         self.ema_decay = cfg.ema
         self.model = dist.wrap(self.dynamics)

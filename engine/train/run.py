@@ -53,12 +53,14 @@ ARCHITECTURE = ("token_dim", "token_grid", "num_keys", "context", "width", "dept
 
 
 WEIGHTLESS = ("context",)  # shape fields no parameter depends on: a continued world may change them (--set)
+GROWABLE = ("depth",)  # shape fields a continued world may increase: its weights load into the larger network unchanged
 
 
 def continued_preset(preset: Preset, world: Path) -> Preset:
     """The preset for continuing a world (--init-from): the world's network shape and its (benchmarked) sampler,
     this run's recipe. A weightless field (the context length) set to something other than the preset's default is
-    kept, so a world can be taught a longer memory; any other shape field set differently from the world is an error
+    kept, so a world can be taught a longer memory; a larger depth is kept too (the world's blocks load among new
+    identity blocks: Dynamics.load_shallower); any other shape field set differently from the world is an error
     (it used to be dropped without a word)."""
     from dataclasses import replace
 
@@ -74,6 +76,9 @@ def continued_preset(preset: Preset, world: Path) -> Preset:
         mine, theirs = getattr(preset.dynamics, name), getattr(spec.dynamics, name)
         asked = mine != getattr(default, name) and name not in ("token_dim", "token_grid", "num_keys")  # those follow the data
         if asked and mine != theirs:
+            if name in GROWABLE and mine > theirs:
+                print(f"note: dynamics.{name} {theirs} -> {mine}: the world's weights load into the larger network, new parts start as identity")
+                continue
             if name not in WEIGHTLESS:
                 raise SkyloopError(
                     f"dynamics.{name}={mine} cannot be applied to {world}: its weights are for {name}={theirs}; "

@@ -51,7 +51,7 @@ def write_bundle(ctx: RunContext, tokenizer: Tokenizer, dynamics: Dynamics, step
             "cumulative": cumulative_training(ctx, steps, seconds),
         },
     )
-    sha = save_bundle(ctx.out, spec, tokenizer, dynamics.float(), extra={"start_frames": torch.from_numpy(starts)})
+    sha = save_bundle(ctx.out, spec, tokenizer, dynamics.float(), extra={"start_frames": torch.from_numpy(starts)}, weights=ctx.cfg.weights)
     size = ctx.out.stat().st_size / 2**20
     ctx.say(f"world written to {ctx.out} ({size:.1f} MiB, sha256 {sha[:12]}); run folder {ctx.run_dir}")
     return ctx.out

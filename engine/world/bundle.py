@@ -26,7 +26,11 @@ from engine.tokenizer.model import Tokenizer, TokenizerConfig
 from engine.version import __version__
 
 FORMAT = "skyloop-world"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # float16 / float32 weights
+FORMAT_VERSIONS = (1, 2)  # 2: some weights are int8 (see WEIGHTS); readers before it say so instead of misloading
+WEIGHTS = ("float16", "int8", "float32")  # how a world file stores its weight matrices
+INT8_BLOCK = 64  # int8 weights: one float32 scale per 64 consecutive inputs of each output row
+SCALE = ".int8_scale"  # the name suffix of an int8 tensor's scales
 
 
 class BundleError(SkyloopError):
@@ -51,10 +55,11 @@ class WorldSpec:
     def frame_size(self) -> tuple[int, int]:
         return self.tokenizer.frame_size
 
-    def describe(self, source: str | None = None, size_bytes: int | None = None) -> str:
+    def describe(self, source: str | None = None, size_bytes: int | None = None, weights: str | None = None) -> str:
         """What the world holds, in a few lines (`skyloop info`): scene, sizes, keys, sampler, how it was trained, its data."""
         t, d, tr = self.tokenizer, self.dynamics, self.training
-        where = f"{source} ({size_bytes / 2**20:.1f} MiB): a" if source and size_bytes is not None else (f"{source}: a" if source else "A")
+        stored = f", {weights} weights" if weights else ""
+        where = f"{source} ({size_bytes / 2**20:.1f} MiB{stored}): a" if source and size_bytes is not None else (f"{source}: a" if source else "A")
         lines = [
             f"{where} world of scene {self.scene} {dict(self.scene_options) or ''}",
             f"  frames {t.frame_size[0]}x{t.frame_size[1]}, {t.tokens_per_frame} tokens/frame of {t.token_dim}, context {d.context} frames, "
@@ -81,10 +86,10 @@ class WorldSpec:
             )
         return "\n".join(lines)
 
-    def to_metadata(self) -> dict[str, str]:
+    def to_metadata(self, format_version: int = FORMAT_VERSION) -> dict[str, str]:
         obj = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": format_version,
             "skyloop_version": __version__,
             "tokenizer": self.tokenizer.to_json(),
             "dynamics": self.dynamics.to_json(),
@@ -106,10 +111,10 @@ class WorldSpec:
         obj = json.loads(meta["skyloop"])
         if obj.get("format") != FORMAT:
             raise BundleError(f"{where}: not a Skyloop world (format {obj.get('format')!r})")
-        if obj.get("format_version") != FORMAT_VERSION:
+        if obj.get("format_version") not in FORMAT_VERSIONS:
             raise BundleError(
                 f"{where}: world format version {obj.get('format_version')} (written by Skyloop {obj.get('skyloop_version')}); "
-                f"this Skyloop {__version__} reads version {FORMAT_VERSION}"
+                f"this Skyloop {__version__} reads versions {', '.join(map(str, FORMAT_VERSIONS))}"
             )
         try:
             return cls(
@@ -146,27 +151,62 @@ def _check_header(path: Path) -> None:
         raise BundleError(f"{path}: truncated: the header promises {8 + n + end} bytes, the file has {size}")
 
 
+def quantize_int8(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 of a weight tensor [out, ...]: each output row's inputs in blocks of INT8_BLOCK (one block where the
+    row does not divide), one float32 scale per block. Returns (int8 tensor of v's shape, scales [out, blocks])."""
+    rows = v.reshape(v.shape[0], -1).float()
+    block = INT8_BLOCK if rows.shape[1] % INT8_BLOCK == 0 else rows.shape[1]
+    blocks = rows.reshape(rows.shape[0], -1, block)
+    scale = blocks.abs().amax(2).clamp_min(1e-12) / 127
+    q = torch.round(blocks / scale[..., None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(v.shape), scale
+
+
+def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The float32 weights an int8 tensor and its block scales stand for (quantize_int8's inverse, up to rounding)."""
+    blocks = q.reshape(q.shape[0], scale.shape[1], -1).float()
+    return (blocks * scale[..., None]).reshape(q.shape)
+
+
 def save_bundle(
-    path: str | os.PathLike, spec: WorldSpec, tokenizer: Tokenizer, dynamics: Dynamics, extra: dict[str, torch.Tensor] | None = None, half: bool = True
+    path: str | os.PathLike,
+    spec: WorldSpec,
+    tokenizer: Tokenizer,
+    dynamics: Dynamics,
+    extra: dict[str, torch.Tensor] | None = None,
+    weights: str = "float16",
 ) -> str:
     """Writes atomically; returns the file's SHA-256.
 
-    half: weight matrices are stored as float16 (loaded back into float32 modules): a `small` world is
-    14 MB instead of 29 MB. Small vectors (latent statistics, norms' scales) stay float32.
+    weights: how weight tensors of 1,024 values or more are stored (loaded back into float32 modules either way):
+    "float16" (a `small` world is 14 MB instead of 29 MB), "int8" (matrices and convolution kernels as int8 in blocks of
+    64 inputs with a float32 scale each: 8 MB; vectors stay float16) or "float32". Small tensors (latent statistics,
+    norms' scales) stay float32. A file with int8 weights is format version 2.
     """
     from safetensors.torch import save_file
 
-    def store(v: torch.Tensor) -> torch.Tensor:
-        v = v.detach().cpu().contiguous()
-        return v.half() if half and v.dtype == torch.float32 and v.numel() >= 1024 else v
+    if weights not in WEIGHTS:
+        raise BundleError(f"unknown weight storage {weights!r}: one of {', '.join(WEIGHTS)}")
+    packed: dict[str, torch.Tensor] = {}
 
-    tensors = {f"tokenizer.{k}": store(v) for k, v in tokenizer.state_dict().items()}
-    tensors |= {f"dynamics.{k}": store(v) for k, v in dynamics.state_dict().items()}
-    tensors |= {k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
+    def store(name: str, v: torch.Tensor) -> None:
+        v = v.detach().cpu().contiguous()
+        if weights == "float32" or v.dtype != torch.float32 or v.numel() < 1024:
+            packed[name] = v
+        elif weights == "int8" and v.dim() >= 2:
+            packed[name], packed[name + SCALE] = quantize_int8(v)
+        else:
+            packed[name] = v.half()
+
+    for prefix, module in (("tokenizer.", tokenizer), ("dynamics.", dynamics)):
+        for k, v in module.state_dict().items():
+            store(prefix + k, v)
+    packed |= {k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
+    version = 2 if any(k.endswith(SCALE) for k in packed) else FORMAT_VERSION
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path)
-    save_file(tensors, str(tmp), metadata=spec.to_metadata())
+    save_file(packed, str(tmp), metadata=spec.to_metadata(version))
     fsync_file(tmp)
     umask = os.umask(0)
     os.umask(umask)
@@ -183,6 +223,7 @@ class Bundle:
     start_frames: np.ndarray | None  # a few real frames to start from when the scene is not available [S, H, W, 3]
     path: Path
     sha256: str
+    weights: str = "float16"  # how the file stores its weights (WEIGHTS): a re-save keeps it
 
 
 def read_spec(path: str | os.PathLike) -> WorldSpec:
@@ -198,13 +239,35 @@ def read_spec(path: str | os.PathLike) -> WorldSpec:
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The file's tensors, int8 weights turned back into float32 (their scale tensors consumed)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path), device="cpu")
+        tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise BundleError(f"{path}: weights cannot be read ({exc})") from exc
+    for key in [k for k in tensors if k.endswith(SCALE)]:
+        name, scale = key[: -len(SCALE)], tensors.pop(key)
+        q = tensors.get(name)
+        ok = q is not None and q.dtype == torch.int8 and q.dim() >= 2 and scale.dim() == 2 and scale.shape[0] == q.shape[0]
+        if not ok or (q[0].numel() % scale.shape[1]) != 0:
+            raise BundleError(f"{path}: int8 weights {name!r} do not match their scales {tuple(scale.shape)}")
+        tensors[name] = dequantize_int8(q, scale.float())
+    stray = [k for k, v in tensors.items() if v.dtype == torch.int8]
+    if stray:
+        raise BundleError(f"{path}: int8 weights without scales: {stray[:4]}")
+    return tensors
+
+
+def weight_storage(path: str | os.PathLike) -> str:
+    """How a world file stores its weights: "int8", "float16" or "float32" (the narrowest type among its weights)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        names = [k for k in fh.keys() if k.startswith(("tokenizer.", "dynamics."))]
+        dtypes = {fh.get_slice(k).get_dtype() for k in names}
+    return "int8" if "I8" in dtypes else "float16" if "F16" in dtypes else "float32"
 
 
 def _fill(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> None:
@@ -247,4 +310,12 @@ def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     for prefix, module in (("tokenizer.", tokenizer), ("dynamics.", dynamics)):
         _fill(module, tensors, prefix, path)
     start = tensors.get("start_frames")
-    return Bundle(spec, tokenizer.to(device).eval(), dynamics.to(device).eval(), start.numpy() if start is not None else None, path, sha256_file(path))
+    return Bundle(
+        spec,
+        tokenizer.to(device).eval(),
+        dynamics.to(device).eval(),
+        start.numpy() if start is not None else None,
+        path,
+        sha256_file(path),
+        weight_storage(path),
+    )
