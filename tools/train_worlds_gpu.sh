@@ -7,7 +7,9 @@
 #
 # Settings come from the environment: SKYLOOP_PY (python; default .venv/bin/python, else python3), DEVICE (cuda),
 # DATA (dataset root, default data), LEASE_S (seconds from start to the end of training, default 440), WORLDS ("maze overworld bounce"),
-# COPY_TO (a folder each finished world is copied to at once), SF (self-forcing settings, below), EPISODES_<world> (the recipe's episode counts; smaller for a dry run), BATCH (128), LR (4e-4).
+# COPY_TO (a folder each finished world is copied to at once), SF (self-forcing settings, below), EPISODES_<world> (the recipe's episode counts; smaller for a dry run), BATCH (128), LR (4e-4),
+# SET_<world> (that world's own training settings instead of the recipe's, e.g. SET_maze="--set dynamics.depth=9 --set train.weights=int8"
+# grows the maze by 3 identity blocks and stores it in int8 to stay under 16 MiB).
 # Every run logs to OUT/<world>.log; a world that fails does not stop the others.
 # The recipe of each world is its best row in docs/ablations.md: self forcing on half the windows (own rollouts of
 # 1-6 context frames); overworld also gets a 16-frame context, for the terrain it forgets past 8 frames.
@@ -27,9 +29,9 @@ data="${DATA:-data}"
 start=$(date +%s)
 cores=$(nproc)
 #                episodes  collect workers   extra training settings
-recipe_maze=(     ${EPISODES_maze:-400}       $((cores * 5 / 8 > 1 ? cores * 5 / 8 : 1))  "")
-recipe_overworld=(${EPISODES_overworld:-300}  $((cores / 8 > 1 ? cores / 8 : 1))          "--set dynamics.context=16")
-recipe_bounce=(   ${EPISODES_bounce:-300}     $((cores / 4 > 1 ? cores / 4 : 1))          "")
+recipe_maze=(     ${EPISODES_maze:-400}       $((cores * 5 / 8 > 1 ? cores * 5 / 8 : 1))  "${SET_maze:-}")
+recipe_overworld=(${EPISODES_overworld:-300}  $((cores / 8 > 1 ? cores / 8 : 1))          "${SET_overworld:---set dynamics.context=16}")
+recipe_bounce=(   ${EPISODES_bounce:-300}     $((cores / 4 > 1 ? cores / 4 : 1))          "${SET_bounce:-}")
 # SF overrides the self-forcing settings, e.g. the rollout buffer 1-24 frames deep (docs/ablations.md, "Self forcing
 # from a rollout buffer"): SF="--set dynamics.rollout_p=0.5 --set dynamics.rollout_frames=24 --set dynamics.rollout_refresh=50"
 sf="${SF:---set dynamics.rollout_p=0.5 --set dynamics.rollout_frames=6}"
