@@ -65,7 +65,7 @@ def test_int8_weights_halve_the_file_and_play_nearly_the_same_frames(tiny_world,
     bundle = load_bundle(out)
     assert bundle.weights == "int8"
     again = tmp_path / "again.safetensors"
-    save_bundle(again, bundle.spec, bundle.tokenizer, bundle.dynamics, weights=bundle.weights)
+    bundle.save(again)
     c = load_bundle(again)
     assert all(torch.allclose(c.dynamics.state_dict()[k], v, atol=1e-6) for k, v in bundle.dynamics.state_dict().items()), "re-quantizing is idempotent"
     assert cli_main(["pack", str(out), "--weights", "float16", "--out", str(out)]) != 0

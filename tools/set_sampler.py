@@ -9,9 +9,7 @@ then store the winner. Usage: .venv/bin/python tools/set_sampler.py WORLD [--ste
 import argparse
 from dataclasses import replace
 
-import torch
-
-from engine.world.bundle import load_bundle, save_bundle
+from engine.world.bundle import load_bundle
 
 
 def main():
@@ -40,8 +38,7 @@ def main():
     if args.retrace:
         changes["retrace"] = args.retrace == "on"
     spec = replace(bundle.spec, sampler=replace(bundle.spec.sampler, **changes))
-    extra = {"start_frames": torch.from_numpy(bundle.start_frames)} if bundle.start_frames is not None else None
-    sha = save_bundle(args.world, spec, bundle.tokenizer, bundle.dynamics, extra=extra, weights=bundle.weights)
+    sha = bundle.save(args.world, spec)
     print(f"{args.world}: sampler {spec.sampler} (sha256 {sha[:12]})")
 
 

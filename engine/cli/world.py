@@ -20,17 +20,14 @@ def cmd_info(args) -> int:
 
 
 def cmd_pack(args) -> int:
-    import torch
-
     from engine.errors import SkyloopError
-    from engine.world.bundle import load_bundle, save_bundle
+    from engine.world.bundle import load_bundle
 
     src, out = Path(args.world), Path(args.out)
     if out.exists() and out.resolve() == src.resolve():
         raise SkyloopError(f"{out}: --out is the world itself; write the repacked world to another file (int8 cannot be undone)")
     bundle = load_bundle(src)
-    extra = {"start_frames": torch.from_numpy(bundle.start_frames)} if bundle.start_frames is not None else None
-    sha = save_bundle(out, bundle.spec, bundle.tokenizer, bundle.dynamics, extra=extra, weights=args.weights)
+    sha = bundle.save(out, weights=args.weights)
     before, after = src.stat().st_size / 2**20, out.stat().st_size / 2**20
     print(f"wrote {out} ({bundle.weights} -> {args.weights} weights, {before:.1f} -> {after:.1f} MiB, sha256 {sha[:12]})")
     return 0

@@ -156,7 +156,7 @@ def tune_decoder(
 ) -> Path:
     """Tunes the decoder of `world` on `data` (the dataset it was trained on) and writes `out`; returns its path."""
     from engine.train.run import split_episodes
-    from engine.world.bundle import load_bundle, save_bundle
+    from engine.world.bundle import load_bundle
 
     if threads:
         torch.set_num_threads(threads)
@@ -274,8 +274,7 @@ def tune_decoder(
         cumulative["cpu_hours"] = round(cumulative.get("cpu_hours", 0.0) + wall_s / 3600, 3)
         cumulative["decoder_steps"] = cumulative.get("decoder_steps", 0) + steps
         training["cumulative"] = cumulative
-    extra = {"start_frames": torch.from_numpy(bundle.start_frames)} if bundle.start_frames is not None else None
     out = Path(out)
-    sha = save_bundle(out, replace(spec, training=training), tokenizer, dynamics, extra=extra, weights=bundle.weights)
+    sha = bundle.save(out, replace(spec, training=training))  # tokenizer and dynamics are the bundle's modules, tuned in place
     say(f"world written to {out} (sha256 {sha[:12]}): {world} with its decoder tuned")
     return out

@@ -53,8 +53,9 @@ class DynamicsPhase:
         if ctx.init_from is not None and checkpoint is None:  # continue a world's weights with a fresh optimizer
             from engine.world.bundle import load_bundle
 
-            state = load_bundle(ctx.init_from).dynamics.float().state_dict()
-            if sum(k.endswith(".qkv.weight") for k in state) < dcfg.depth:  # --set dynamics.depth=N deeper than the world
+            world = load_bundle(ctx.init_from)
+            state = world.dynamics.float().state_dict()
+            if world.spec.dynamics.depth < dcfg.depth:  # --set dynamics.depth=N deeper than the world (continued_preset)
                 new = self.dynamics.load_shallower(state)
                 ctx.say(f"dynamics: starting from the weights of {ctx.init_from}, grown to {dcfg.depth} blocks (new, as identity: {new})")
             else:

@@ -225,6 +225,12 @@ class Bundle:
     sha256: str
     weights: str = "float16"  # how the file stores its weights (WEIGHTS): a re-save keeps it
 
+    def save(self, path: str | os.PathLike, spec: WorldSpec | None = None, weights: str | None = None) -> str:
+        """Writes this world again (its modules as they are now, its start frames) with `spec` instead of its own and
+        `weights` instead of the file's storage where given; returns the new file's SHA-256."""
+        extra = {"start_frames": torch.from_numpy(self.start_frames)} if self.start_frames is not None else None
+        return save_bundle(path, spec or self.spec, self.tokenizer, self.dynamics, extra=extra, weights=weights or self.weights)
+
 
 def read_spec(path: str | os.PathLike) -> WorldSpec:
     """The metadata of a bundle, without loading its weights."""
