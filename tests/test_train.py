@@ -239,6 +239,39 @@ def test_new_dynamics_on_an_existing_tokenizer(tiny_world, tiny_dataset, tmp_pat
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_new_dynamics_on_a_finer_token_grid_of_the_same_tokenizer(tiny_world, tiny_dataset, tmp_path, cli):
+    """--set tokenizer.patch=1 with --tokenizer-from: the tokenizer's weights unchanged, each latent cell its own token
+    (4x the tokens, a quarter the size); a latent cache of the old grouping is encoded again, not misread; the world
+    plays on ONNX Runtime. Continuing a world's dynamics (--init-from) on another grouping is refused by name."""
+    import shutil
+
+    from engine.world.bundle import load_tokenizer, read_spec
+
+    def train(preset, out, run):
+        train_world(tiny_dataset, preset, out, run_dir=run, threads=1, progress=False, command="tests", tokenizer_from=tiny_world)
+
+    train(resolve_preset("tiny", steps=1, eval_every=1000), tmp_path / "coarse.safetensors", tmp_path / "coarse")
+    run, out = tmp_path / "run", tmp_path / "fine.safetensors"
+    run.mkdir()
+    shutil.copy(tmp_path / "coarse" / "latents.safetensors", run)  # the same tokenizer and episodes, 2x2 cells a token
+    preset = resolve_preset("tiny", ["tokenizer.patch=1"], steps=3, eval_every=1000, checkpoint_every=1000)
+    train(preset, out, run)
+    coarse, fine = read_spec(tiny_world), read_spec(out)
+    assert coarse.tokenizer.patch == 2 and fine.tokenizer.patch == 1
+    assert fine.dynamics.tokens_per_frame == 4 * coarse.dynamics.tokens_per_frame
+    assert fine.dynamics.token_dim * 4 == coarse.dynamics.token_dim == coarse.tokenizer.token_dim
+    a, b = load_tokenizer(out)[1].state_dict(), load_tokenizer(tiny_world)[1].state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    from safetensors import safe_open
+
+    with safe_open(str(run / "latents.safetensors"), framework="np") as fh:
+        assert fh.get_slice("train.0").get_shape()[1:] == [fine.dynamics.tokens_per_frame, fine.dynamics.token_dim]
+    proc = cli("play", out, "--headless", "--frames", "4", "--out", tmp_path / "rec", check=True)
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["frames"] == 4
+    with pytest.raises(SkyloopError, match="tokenizer.patch=1 regroups the tokens.*--tokenizer-from"):
+        train_world(tiny_dataset, preset, tmp_path / "c.safetensors", run_dir=tmp_path / "run2", progress=False, init_from=tiny_world)
+
+
 def test_every_rank_passes_the_latent_cache_barrier_once_whether_or_not_the_cache_exists(tmp_path):
     """DDP hung when a slow rank found the cache rank 0 had just written and skipped the barrier rank 0 waited at."""
     from types import SimpleNamespace

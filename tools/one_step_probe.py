@@ -7,7 +7,9 @@ real keys and predicts the next frame. Printed, as PSNR against the real frame (
 - the floor: the last real frame copied;
 - the network's mean estimate (one sampler step, no guidance), and the world's stored sampler with and without key
   guidance;
-- the mean estimate and the copy by the key held on the predicted tick.
+- the mean estimate and the copy by the key held on the predicted tick;
+- with `--bands N`: the same by vertical band of the frame, left to right, per key: where in the picture the error is
+  (at the edge a turn or strafe reveals, or across the frame).
 A world far under its ceiling here cannot be rescued by rollout training or memory: the gap is in one step. The
 maze's figures are in docs/ablations.md ("The maze, 3,000 more steps on the faster CPU").
 
@@ -32,6 +34,7 @@ def main() -> None:
     ap.add_argument("--per-episode", type=int, default=4)
     ap.add_argument("--first", action="store_true", help="the first episodes of the folder (trained on) instead of the last")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bands", type=int, default=0, help="also print PSNR by N vertical bands of the frame, per key")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from engine.bench.metrics import psnr
@@ -70,12 +73,16 @@ def main() -> None:
     print(f"{'tokenizer reconstruction (ceiling)':44s} {psnr(decode(tok, tokens[:, w], 'cpu'), real).mean():6.2f}")
     print(f"{'copy the last real frame (floor)':44s} {copy.mean():6.2f}")
 
-    def predict(cfg) -> np.ndarray:
+    def predict_frames(cfg) -> np.ndarray:
         roll = torch_rollout(dyn, n, "cpu", cfg)
         roll.reset(tokens[:, :w], keys[:, :w], seed=0)
-        return psnr(decode(tok, roll.predict(keys[:, w]), "cpu"), real)
+        return decode(tok, roll.predict(keys[:, w]), "cpu")
 
-    mean = predict(replace(stored, steps=1, key_guidance=0.0, history_guidance=0.0))
+    def predict(cfg) -> np.ndarray:
+        return psnr(predict_frames(cfg), real)
+
+    mean_frames = predict_frames(replace(stored, steps=1, key_guidance=0.0, history_guidance=0.0))
+    mean = psnr(mean_frames, real)
     print(f"{'mean estimate (1 step, no guidance)':44s} {mean.mean():6.2f}")
     print(f"{'stored sampler without key guidance':44s} {predict(replace(stored, key_guidance=0.0)).mean():6.2f}")
     print(f"{'stored sampler, as played':44s} {predict(stored).mean():6.2f}  ({stored.describe()})")
@@ -85,6 +92,22 @@ def main() -> None:
     for name, m in groups:
         if m.any():
             print(f"  {name:14s} {int(m.sum()):4d} {mean[m].mean():6.2f} {copy[m].mean():6.2f}")
+    if args.bands > 0:
+        recon = decode(tok, tokens[:, w], "cpu")
+        print(f"by vertical band, left to right (PSNR of the band's pixels over the key's windows; {args.bands} bands):")
+        for name, m in groups:
+            if m.any():
+                for label, guess in (("ceiling", recon), ("mean estimate", mean_frames), ("copy", frames[:, w - 1])):
+                    row = band_psnr(guess[m], real[m], args.bands)
+                    print(f"  {name:14s} {label:14s} " + " ".join(f"{v:6.2f}" for v in row))
+
+
+def band_psnr(guess: np.ndarray, real: np.ndarray, bands: int) -> list[float]:
+    """PSNR (0-255 scale, as `psnr`) of each of `bands` vertical bands, left to right, the squared error pooled over
+    frames [B, H, W, C]."""
+    err = ((guess.astype(np.float64) - real.astype(np.float64)) / 255.0) ** 2  # [B, H, W, C]
+    cols = err.mean(axis=(0, 1, 3))  # [W]
+    return [float(10 * np.log10(1.0 / max(c.mean(), 1e-12))) for c in np.array_split(cols, bands)]
 
 
 if __name__ == "__main__":

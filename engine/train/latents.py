@@ -38,6 +38,7 @@ def load_or_encode_latents(ctx: RunContext, tokenizer: Tokenizer) -> tuple[list[
 
     path = ctx.run_dir / "latents.safetensors"
     fingerprint = tokenizer_fingerprint(tokenizer)
+    cfg = tokenizer.cfg
     n_train, n_hold = len(ctx.train_episodes), len(ctx.holdout_episodes)
 
     def read():
@@ -45,6 +46,8 @@ def load_or_encode_latents(ctx: RunContext, tokenizer: Tokenizer) -> tuple[list[
             meta = fh.metadata() or {}
             if meta.get("tokenizer") != fingerprint or meta.get("episodes") != f"{n_train}+{n_hold}":
                 return None
+            if n_train and fh.get_slice("train.0").get_shape()[1:] != [cfg.tokens_per_frame, cfg.token_dim]:
+                return None  # the same tokenizer, its latent cells grouped into other tokens (tokenizer.patch)
             return [fh.get_tensor(f"train.{i}") for i in range(n_train)], [fh.get_tensor(f"holdout.{i}") for i in range(n_hold)]
 
     # Rank 0 alone decides whether to encode, and every rank passes the barrier exactly once either way. (Each rank

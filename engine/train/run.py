@@ -65,9 +65,16 @@ def continued_preset(preset: Preset, world: Path) -> Preset:
     from dataclasses import replace
 
     from engine.train.config import get_preset
+    from engine.train.tokenizer_phase import asked_patch
     from engine.world.bundle import read_spec
 
     spec = read_spec(world)
+    patch = asked_patch(preset)
+    if patch is not None and patch != spec.tokenizer.patch:
+        raise SkyloopError(
+            f"tokenizer.patch={patch} regroups the tokens, and {world}'s dynamics weights are for tokens of "
+            f"{spec.tokenizer.patch}x{spec.tokenizer.patch} latent cells; train new dynamics on its tokenizer with --tokenizer-from {world}"
+        )
     if preset.name != spec.training.get("preset", preset.name):
         print(f"note: {world} was trained with preset {spec.training.get('preset')!r}; its network shape is kept")
     default = get_preset(preset.name).dynamics

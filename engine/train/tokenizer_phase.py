@@ -109,6 +109,14 @@ def _checkpoint_tokenizer(path, device) -> Tokenizer:
     return tokenizer.to(device).eval()
 
 
+def asked_patch(preset) -> int | None:
+    """The token patch a run asked for with --set tokenizer.patch=N (a value other than its preset's default), else None."""
+    from engine.train.config import get_preset
+
+    patch = preset.tokenizer.patch
+    return patch if patch != get_preset(preset.name).tokenizer.patch else None
+
+
 def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
     """The tokenizer of another world or run (--tokenizer-from): same frames, no tokenizer phase."""
     from safetensors import safe_open
@@ -128,6 +136,16 @@ def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
             f"{ctx.tokenizer_from}: its tokenizer takes {tcfg.frame_size[0]}x{tcfg.frame_size[1]} frames, "
             f"the dataset has {ctx.dataset.frame_size[0]}x{ctx.dataset.frame_size[1]}"
         )
+    patch = asked_patch(ctx.preset)
+    if patch is not None and patch != tcfg.patch:
+        # Grouping latent cells into tokens is weight-free: the same encoder and decoder, a finer (or coarser) token
+        # grid for new dynamics (a turn's few-pixel shift then moves smaller tokens instead of re-mixing large ones).
+        h, w = tcfg.grid
+        if h % patch or w % patch:
+            raise SkyloopError(f"tokenizer.patch={patch} does not divide {ctx.tokenizer_from}'s {h}x{w} latent grid")
+        tcfg = replace(tcfg, patch=patch)
+        tokenizer.cfg = tcfg
+        ctx.say(f"tokenizer: tokens of {patch}x{patch} latent cells: {tcfg.tokens_per_frame} tokens of {tcfg.token_dim} per frame")
     ctx.preset = replace(ctx.preset, tokenizer=tcfg, dynamics=replace(ctx.preset.dynamics, token_dim=tcfg.token_dim, token_grid=tcfg.token_grid))
     eval_frames = frame_pool(ctx.holdout_episodes)
     ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], ctx.dist.device)
