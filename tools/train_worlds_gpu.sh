@@ -9,7 +9,9 @@
 # DATA (dataset root, default data), LEASE_S (seconds from start to the end of training, default 440), WORLDS ("maze overworld bounce"),
 # COPY_TO (a folder each finished world is copied to at once), SF (self-forcing settings, below), EPISODES_<world> (the recipe's episode counts; smaller for a dry run), BATCH (128), LR (4e-4),
 # SET_<world> (that world's own training settings instead of the recipe's, e.g. SET_maze="--set dynamics.depth=9 --set train.weights=int8"
-# grows the maze by 3 identity blocks and stores it in int8 to stay under 16 MiB).
+# grows the maze by 3 identity blocks and stores it in int8 to stay under 16 MiB), FROM_<world> ("world", the default:
+# continue the shipped world; "tokenizer": new dynamics on the shipped world's tokenizer, e.g. FROM_maze=tokenizer
+# SET_maze="--set tokenizer.patch=1" for dynamics on the finer 8x8 token grid).
 # Every run logs to OUT/<world>.log; a world that fails does not stop the others.
 # The recipe of each world is its best row in docs/ablations.md: self forcing on half the windows (own rollouts of
 # 1-6 context frames); overworld also gets a 16-frame context, for the terrain it forgets past 8 frames.
@@ -50,7 +52,13 @@ one_world() {
   minutes=$(awk "BEGIN {print $left / 60}")
   say "$w: data ready; training for $minutes wall-clock minutes on $device"
   # shellcheck disable=SC2086
-  timeout $((left + 120)) $py -m engine train --data "$data/$w" --preset small --init-from "worlds/$w.safetensors" \
+  local from="FROM_$w" start_from=--init-from
+  case "${!from:-world}" in
+    world) ;;
+    tokenizer) start_from=--tokenizer-from ;;
+    *) say "$w: $from must be world or tokenizer, not ${!from}"; return 1 ;;
+  esac
+  timeout $((left + 120)) $py -m engine train --data "$data/$w" --preset small $start_from "worlds/$w.safetensors" \
     --out "$out/$w.safetensors" --run-dir "$out/run-$w" --steps 1000000 --batch "$batch" --lr "$lr" \
     --device "$device" --threads 4 --no-progress $sf ${rec[2]} \
     --set "train.wall_minutes=$minutes" --set train.warmup=100 --set train.eval_every=1000000 --set train.checkpoint_every=100000 \
