@@ -70,7 +70,8 @@ def main() -> None:
     real = frames[:, w]
     copy = psnr(frames[:, w - 1], real)
     print(f"{n} windows of {len(entries)} {'first' if args.first else 'last'} episodes of {args.data}; context {w} real frames")
-    print(f"{'tokenizer reconstruction (ceiling)':44s} {psnr(decode(tok, tokens[:, w], 'cpu'), real).mean():6.2f}")
+    recon = decode(tok, tokens[:, w], "cpu")
+    print(f"{'tokenizer reconstruction (ceiling)':44s} {psnr(recon, real).mean():6.2f}")
     print(f"{'copy the last real frame (floor)':44s} {copy.mean():6.2f}")
 
     def predict_frames(cfg) -> np.ndarray:
@@ -93,7 +94,6 @@ def main() -> None:
         if m.any():
             print(f"  {name:14s} {int(m.sum()):4d} {mean[m].mean():6.2f} {copy[m].mean():6.2f}")
     if args.bands > 0:
-        recon = decode(tok, tokens[:, w], "cpu")
         print(f"by vertical band, left to right (PSNR of the band's pixels over the key's windows; {args.bands} bands):")
         for name, m in groups:
             if m.any():
