@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ from engine.dynamics.model import Dynamics, DynamicsConfig, two_stream_mask
 from engine.dynamics.sampler import FlowSampler, SamplerConfig
 
 CFG = DynamicsConfig(token_dim=8, token_grid=(2, 3), num_keys=3, context=4, width=32, depth=2, heads=2)
+SPATIAL = dataclasses.replace(CFG, spatial_rope=True)
 
 
 def random_model(cfg=CFG, seed=0):
@@ -65,11 +68,12 @@ def test_keys_condition_the_prediction():
 
 
 @pytest.mark.parametrize(
-    "frames, window",
-    [(3, None), (11, None), (11, 1), (11, 2)],  # inside one window, wrapping the ring twice; short histories (history guidance)
+    "frames, window, cfg",
+    # inside one window, wrapping the ring twice; short histories (history guidance); tokens rotated by place too
+    [(3, None, CFG), (11, None, CFG), (11, 1, CFG), (11, 2, CFG), (11, None, SPATIAL)],
 )
-def test_cached_step_equals_full_recompute(frames, window):
-    model = random_model()
+def test_cached_step_equals_full_recompute(frames, window, cfg):
+    model = random_model(cfg)
     b, n, d = 2, CFG.tokens_per_frame, CFG.token_dim
     g = torch.Generator().manual_seed(3)
     ctx, tgt = torch.randn(b, frames, n, d, generator=g), torch.randn(b, frames, n, d, generator=g)
@@ -90,6 +94,41 @@ def test_cached_step_equals_full_recompute(frames, window):
         stepper.commit(ctx[:, t].numpy(), float(ctx_sigma[t]), keys[:, t].numpy(), t)
     cached = torch.from_numpy(np.stack(cached, 1))
     assert torch.allclose(cached, full, atol=1e-4), (cached - full).abs().max()
+
+
+def test_spatial_rope_scores_depend_only_on_the_offset_between_places():
+    """q.k of two tokens rotated by their places is the same for every pair of places the same offset apart."""
+    from engine.dynamics.model import TemporalRope, spatial_rope_tables
+
+    grid, hd = (4, 5), 32
+    rope = TemporalRope(hd, 256)
+    cos_s, sin_s = spatial_rope_tables(grid, hd // 8)
+    time_cos, time_sin = rope.tables(torch.zeros(grid[0] * grid[1], dtype=torch.long))
+    cos, sin = torch.cat([time_cos, cos_s], -1), torch.cat([time_sin, sin_s], -1)  # one time, every place
+    q, k = torch.randn(hd).expand(grid[0] * grid[1], hd), torch.randn(hd).expand(grid[0] * grid[1], hd)
+    scores = (rope.rotate(q, cos, sin) @ rope.rotate(k, cos, sin).T).reshape(*grid, *grid)
+    for dr, dc in [(0, 1), (1, 0), (1, -2), (-3, 4)]:
+        same = [scores[r, c, r + dr, c + dc] for r in range(grid[0]) for c in range(grid[1]) if 0 <= r + dr < grid[0] and 0 <= c + dc < grid[1]]
+        assert torch.allclose(torch.stack(same), same[0].expand(len(same)), atol=1e-4), (dr, dc)
+    assert not torch.allclose(scores[0, 0, 0, 1], scores[0, 0, 1, 0], atol=1e-3), "rows and columns rotate differently"
+
+
+@pytest.mark.parametrize("cfg", [CFG, SPATIAL])
+def test_without_places_a_frame_is_a_set_unless_tokens_are_rotated_by_place(cfg):
+    """With the learned per-place embedding zeroed, attention cannot tell the tokens of a frame apart, so permuting them
+    permutes the prediction; spatial RoPE tells them apart by their relative places, so the prediction changes."""
+    model = random_model(cfg)
+    with torch.no_grad():
+        model.spatial_pos.zero_()
+    b, w, n, d = 1, cfg.context, cfg.tokens_per_frame, cfg.token_dim
+    g = torch.Generator().manual_seed(5)
+    ctx, tgt = torch.randn(b, w, n, d, generator=g), torch.randn(b, w, n, d, generator=g)
+    args = (torch.rand(b, w, generator=g), torch.rand(b, w, generator=g), torch.ones(b, w + 1, 3))
+    perm = torch.randperm(n, generator=g)
+    with torch.no_grad():
+        base = model(ctx, args[0], tgt, args[1], args[2])[:, :, perm]
+        permuted = model(ctx[:, :, perm], args[0], tgt[:, :, perm], args[1], args[2])
+    assert torch.allclose(base, permuted, atol=1e-5) == (not cfg.spatial_rope)
 
 
 def test_cache_memory_is_allocated_once():

@@ -181,3 +181,26 @@ def test_cli_export_and_speed_bench(tiny_world, tmp_path, cli):
     assert (tmp_path / "speed" / "latency.png").stat().st_size > 1000
     report = json.loads((tmp_path / "speed" / "report.json").read_text())
     assert report["machine"]["cpu"] and report["results"]["onnx"]["providers"] == ["CPUExecutionProvider"]
+
+
+def test_onnx_parity_of_a_world_whose_tokens_are_rotated_by_place(tiny_world, tmp_path):
+    """dynamics.spatial_rope adds constant tables the step graph must carry: parity with a batch of rollouts and with the
+    doubled batch of key guidance, and the flag must change what the world draws."""
+    from engine.export.onnx_export import export_world
+    from tests.test_world import _rewrite_metadata
+
+    spatial = tmp_path / "spatial.safetensors"
+    _rewrite_metadata(tiny_world, spatial, lambda o, t: o["dynamics"].update(spatial_rope=True))  # same weights
+    bundle = export_world(spatial, tmp_path / "spatial")
+    keys = np.random.default_rng(3).integers(0, 2, (10, 3, 4)).astype(np.uint8)
+    keys[:, :, 0] = 1
+    out = {}
+    for name, path, backend in (("plain", tiny_world, "torch"), ("torch", spatial, "torch"), ("onnx", bundle, "onnx")):
+        for guided in (False, True):
+            sampler = {"key_guidance": 1.0, "guided_steps": 2} if guided else None
+            world = World.load(path, backend=backend, sampler=sampler)
+            world.reset([None, 1, 2], seed=0)
+            out[name, guided] = np.stack([world.step_unit(k) for k in keys])
+    for guided in (False, True):
+        assert np.abs(out["torch", guided] - out["onnx", guided]).max() <= 1e-3
+        assert np.abs(out["torch", guided] - out["plain", guided]).max() > 1e-3, "spatial_rope changed nothing"

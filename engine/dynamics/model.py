@@ -46,6 +46,9 @@ class DynamicsConfig:
     heads: int = 4  # attention heads
     mlp_ratio: float = 4.0  # MLP hidden size / width
     rope_period: int = 256  # temporal positions are taken modulo this; RoPE frequencies are exact multiples of 2*pi/period
+    spatial_rope: bool = False  # also rotate an eighth of each head's dimension pairs by the token's row and column, so
+    #   attention can read "the token beside me in the last frame" the same way everywhere on the grid (relative, not
+    #   learned per absolute position): what a turn or strafe needs, which shifts the picture by part of a token
     shared_modulation: bool = True  # adaLN-single (PixArt-alpha): one modulation layer for all blocks plus a learned
     #   table per block, instead of a 6*d*d layer in every block (2.4 M fewer parameters at width 256, depth 6)
     short_context_p: float = 0.5  # training: share of windows whose targets see only their last 1..short_context_max
@@ -128,6 +131,7 @@ class TemporalRope(nn.Module):
 
     Frequencies are 2*pi*m/P for integers m, so time t and t + P rotate alike and
     positions can be taken modulo P: long rollouts keep small, exact angles.
+    Tables wider than the temporal pairs carry spatial pairs (`spatial_rope_tables`), which rotate the next dimensions.
     """
 
     def __init__(self, head_dim: int, period: int):
@@ -146,10 +150,32 @@ class TemporalRope(nn.Module):
         return self.cos[idx], self.sin[idx]
 
     def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """x [B, H, L, hd]; cos, sin broadcastable to [B, H, L, n] (from `tables`)."""
-        n = self.n
-        x1, x2, rest = x[..., :n], x[..., n : 2 * n], x[..., 2 * n :]
-        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
+        """x [B, H, L, hd]; cos, sin broadcastable to [B, H, L, n] (from `tables`), or to [B, H, L, n + s] with s
+        spatial pairs after the temporal ones: pairs (i, i + n) for i < n rotate by time, pairs (2n + j, 2n + s + j)
+        for j < s by the token's place in the frame."""
+        n, s = self.n, cos.shape[-1] - self.n
+        if s == 0:  # the temporal rotation alone: the graph of every world without spatial pairs stays as it was
+            x1, x2, rest = x[..., :n], x[..., n : 2 * n], x[..., 2 * n :]
+            return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
+        ct, st, cs, ss = cos[..., :n], sin[..., :n], cos[..., n:], sin[..., n:]
+        x1, x2, y1, y2, rest = x[..., :n], x[..., n : 2 * n], x[..., 2 * n : 2 * n + s], x[..., 2 * n + s : 2 * n + 2 * s], x[..., 2 * n + 2 * s :]
+        return torch.cat([x1 * ct - x2 * st, x1 * st + x2 * ct, y1 * cs - y2 * ss, y1 * ss + y2 * cs, rest], dim=-1)
+
+
+def spatial_rope_tables(grid: tuple[int, int], pairs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin) [rows * cols, pairs] of a frame's tokens in row-major order: the first pairs // 2 rotate by the
+    token's row, the rest by its column. An axis of extent E gets angles from pi / E (offsets across the whole axis
+    stay under pi apart, so no two offsets look alike) up to pi / 2 a token."""
+    angles = []
+    for extent, count, coord in (
+        (grid[0], pairs // 2, torch.arange(grid[0])[:, None].expand(grid).reshape(-1)),
+        (grid[1], pairs - pairs // 2, torch.arange(grid[1])[None, :].expand(grid).reshape(-1)),
+    ):
+        lowest = math.pi / max(extent, 2)
+        freqs = lowest * (math.pi / 2 / lowest) ** (torch.arange(count) / max(count - 1, 1))
+        angles.append(coord[:, None].float() * freqs[None, :])
+    angles = torch.cat(angles, dim=1)
+    return angles.cos(), angles.sin()
 
 
 class Block(nn.Module):
@@ -215,6 +241,10 @@ class Dynamics(nn.Module):
         self.sigma_in = nn.Sequential(nn.Linear(128, d), nn.SiLU(), nn.Linear(d, d))
         self.context_role = nn.Parameter(torch.zeros(d))  # marks context copies: their sigma means additive noise
         self.rope = TemporalRope(cfg.head_dim, cfg.rope_period)
+        if cfg.spatial_rope:  # constant tables of the tokens' places; not saved (made again from the config)
+            cos, sin = spatial_rope_tables(cfg.token_grid, cfg.head_dim // 8)
+            self.register_buffer("spatial_cos", cos, persistent=False)
+            self.register_buffer("spatial_sin", sin, persistent=False)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         if cfg.shared_modulation:
@@ -237,6 +267,19 @@ class Dynamics(nn.Module):
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, F, N, D] -> [B, F, N, d]."""
         return self.token_in(tokens) + self.spatial_pos
+
+    def _rope_tables(self, times: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """times [B, F'] (F' = frames, or 1 for one time shared by every frame) -> (cos, sin) [B, 1, frames * N, n (+ s)]:
+        the rotation of every token, by its frame's time and, with spatial_rope, by its place in the frame."""
+        n = self.cfg.tokens_per_frame
+        temporal = [repeat(t, "b f m -> b 1 (f n) m", n=n) for t in self.rope.tables(times)]
+        if not self.cfg.spatial_rope:
+            return temporal[0], temporal[1]
+        b = times.shape[0]
+        if times.shape[1] != frames:
+            temporal = [t.expand(-1, -1, frames * n, -1) for t in temporal]
+        spatial = [repeat(t, "n m -> b 1 (f n) m", b=b, f=frames) for t in (self.spatial_cos, self.spatial_sin)]
+        return tuple(torch.cat([t, s], dim=-1) for t, s in zip(temporal, spatial))
 
     def _out(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """x [B, F, N, d], cond [B, F, d] -> clean-token predictions [B, F, N, D]."""
@@ -275,7 +318,7 @@ class Dynamics(nn.Module):
         n = tokens.shape[2]
         x = self._embed(tokens)
         cond = self.frame_conditioning(keys, sigma, role)  # [B, F, d]
-        cos, sin = (repeat(t, "b f m -> b 1 (f n) m", n=n) for t in self.rope.tables(times))  # one time per token
+        cos, sin = self._rope_tables(times, tokens.shape[1])  # one time (and place) per token
         mask = repeat(frame_mask, "... f g -> ... (f n) (g m)", n=n, m=n)  # block structure: frames attend as wholes
         block_cond = self.modulation(cond) if self.cfg.shared_modulation else cond  # computed once for all blocks
         for block in self.blocks:
@@ -412,7 +455,10 @@ class Dynamics(nn.Module):
         """
         x = self._embed(tokens[:, None])  # [B, 1, N, d]
         cond = self.frame_conditioning(keys[:, None], sigma[:, None], role[:, None])  # [B, 1, d]
-        cos, sin = (t[:, None, None] for t in self.rope.tables(time))  # [B, 1, 1, n]: every token of the frame
+        if self.cfg.spatial_rope:
+            cos, sin = self._rope_tables(time[:, None], 1)  # [B, 1, N, n + s]
+        else:
+            cos, sin = (t[:, None, None] for t in self.rope.tables(time))  # [B, 1, 1, n]: every token of the frame
         # The frame attends to the cache where its bias is 0 and to all of itself: one additive mask for every block.
         mask = torch.cat([cache_bias, torch.zeros_like(tokens[:, :, 0])], dim=1)[:, None, None, :]  # [B, 1, 1, S + N]
         new_k, new_v = [], []
