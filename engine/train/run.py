@@ -49,10 +49,22 @@ def split_episodes(dataset: Dataset, holdout: float, say, limit: int | None = No
     return episodes[:-n_hold], episodes[-n_hold:]
 
 
-ARCHITECTURE = ("token_dim", "token_grid", "num_keys", "context", "width", "depth", "heads", "mlp_ratio", "rope_period", "shared_modulation")
+ARCHITECTURE = (
+    "token_dim",
+    "token_grid",
+    "num_keys",
+    "context",
+    "width",
+    "depth",
+    "heads",
+    "mlp_ratio",
+    "rope_period",
+    "shared_modulation",
+    "spatial_rope",
+)
 
 
-WEIGHTLESS = ("context",)  # shape fields no parameter depends on: a continued world may change them (--set)
+WEIGHTLESS = ("context", "spatial_rope")  # shape fields no parameter depends on: a continued world may change them (--set)
 GROWABLE = ("depth",)  # shape fields a continued world may increase: its weights load into the larger network unchanged
 
 
