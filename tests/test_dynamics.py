@@ -74,7 +74,7 @@ def test_keys_condition_the_prediction():
 )
 def test_cached_step_equals_full_recompute(frames, window, cfg):
     model = random_model(cfg)
-    b, n, d = 2, CFG.tokens_per_frame, CFG.token_dim
+    b, n, d = 2, cfg.tokens_per_frame, cfg.token_dim
     g = torch.Generator().manual_seed(3)
     ctx, tgt = torch.randn(b, frames, n, d, generator=g), torch.randn(b, frames, n, d, generator=g)
     ctx_sigma, tgt_sigma = torch.rand(frames, generator=g) * 0.3, torch.rand(frames, generator=g)
@@ -85,7 +85,7 @@ def test_cached_step_equals_full_recompute(frames, window, cfg):
     times = torch.cat([torch.arange(frames - 1), torch.arange(1, frames)])[None].expand(b, -1)
     role = torch.cat([torch.ones(frames - 1), torch.zeros(frames - 1)])[None].expand(b, -1)
     with torch.no_grad():
-        full = model.forward_frames(tokens, sigma, frame_keys, times, role, banded_mask(frames, window or CFG.context))[:, frames - 1 :]
+        full = model.forward_frames(tokens, sigma, frame_keys, times, role, banded_mask(frames, window or cfg.context))[:, frames - 1 :]
     stepper = TorchStepper(model, b, window=window)
     cached = []
     for t in range(frames):
