@@ -436,12 +436,22 @@ class Dynamics(nn.Module):
         b = held.shape[0]
         return err[:b], err[b:], graded
 
-    def optimizer_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW groups: matrices decay; norms, biases and position tables do not."""
-        decay, no_decay = [], []
+    # layers that map into or out of the token, key and noise-level spaces: Adam, not Muon (its rule is for hidden matrices)
+    EDGE_LAYERS = ("token_in.", "keys_in.", "sigma_in.0.", "token_out.")
+
+    def optimizer_groups(self, weight_decay: float, muon: bool = False) -> list[dict]:
+        """Optimizer groups: matrices decay; norms, biases and position tables do not.
+        With `muon`, the hidden matrices (all 2-D weights but the edge layers') form a third group flagged `muon`."""
+        decay, no_decay, hidden = [], [], []
         for name, p in self.named_parameters():
-            (no_decay if p.ndim < 2 or "pos" in name else decay).append(p)
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            if p.ndim < 2 or "pos" in name:
+                no_decay.append(p)
+            elif muon and not name.startswith(self.EDGE_LAYERS):
+                hidden.append(p)
+            else:
+                decay.append(p)
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return groups + ([{"params": hidden, "weight_decay": weight_decay, "muon": True}] if muon else [])
 
     # ---- one frame with a KV cache (inference, ONNX) ------------------------
     def step(self, tokens, sigma, keys, time, role, cache_k, cache_v, cache_bias):

@@ -9,6 +9,8 @@ from engine.dynamics.sampler import SamplerConfig
 from engine.errors import SkyloopError
 from engine.tokenizer.model import TokenizerConfig
 
+OPTIMIZERS = ("adamw", "muon")  # train.optimizer: the dynamics' optimizer
+
 
 @dataclass
 class TrainConfig:
@@ -30,6 +32,7 @@ class TrainConfig:
     #   and the learning-rate schedule follows whichever of steps or CPU time is further along (fixed-budget ablations)
     wall_minutes: float = 0.0  # dynamics phase budget in wall-clock minutes (0 = none), the same way: for a GPU, whose
     #   process CPU time says little about the work done, and for a lent machine's fixed lease
+    optimizer: str = "adamw"  # of the dynamics: adamw, or muon (Muon for the hidden matrices, AdamW for the rest, one lr)
     weights: str = "float16"  # how the world file stores its weights: float16, or int8 (about 0.55x the size; a wider
     #   network within the 16 MiB a shipped world may weigh), or float32
 
@@ -38,6 +41,8 @@ class TrainConfig:
 
         if self.weights not in WEIGHTS:  # refused before the run, not after its hours at the save
             raise SkyloopError(f"train.weights {self.weights!r}: one of {', '.join(WEIGHTS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise SkyloopError(f"train.optimizer {self.optimizer!r}: one of {', '.join(OPTIMIZERS)}")
 
     def budget_text(self) -> str:
         """The dynamics phase's budgets in words ("30 CPU-minutes / 6 wall-clock minutes"); "" when there is none."""

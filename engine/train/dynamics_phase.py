@@ -20,6 +20,7 @@ from engine.train.checkpoint import Checkpoint
 from engine.train.context import RunContext, lr_at
 from engine.train.evaluate import evaluate_dynamics
 from engine.train.latents import WindowSampler, hold_still, load_or_encode_latents, noop_changes
+from engine.train.optim import MuonAdam
 from engine.train.write_world import write_bundle
 
 
@@ -67,7 +68,10 @@ class DynamicsPhase:
         if ctx.compile:
             ctx.say("dynamics: compiling the training step (a minute or two)")
             self.model = torch.compile(self.model)
-        self.optimizer = torch.optim.AdamW(self.dynamics.optimizer_groups(cfg.weight_decay), lr=cfg.dynamics_lr, betas=(0.9, 0.95))
+        if cfg.optimizer == "muon":
+            self.optimizer = MuonAdam(self.dynamics.optimizer_groups(cfg.weight_decay, muon=True), lr=cfg.dynamics_lr, betas=(0.9, 0.95))
+        else:
+            self.optimizer = torch.optim.AdamW(self.dynamics.optimizer_groups(cfg.weight_decay), lr=cfg.dynamics_lr, betas=(0.9, 0.95))
         self.rngs = {
             "numpy": np.random.default_rng([cfg.seed, dist.rank, 2]),  # window sampling ("numpy": its name in older checkpoints)
             "self_forcing": np.random.default_rng([cfg.seed, dist.rank, 3]),

@@ -1,0 +1,80 @@
+"""Muon for the dynamics' hidden matrices, Adam for the rest, in one torch optimizer.
+
+Muon (Jordan et al. 2024; "Muon is Scalable for LLM Training", Liu et al. 2025) replaces each hidden
+matrix's momentum update by its nearest orthogonal matrix (a few Newton-Schulz iterations), so that
+every direction of the matrix learns at the same rate instead of the few the gradient favours. The
+update is scaled to the RMS of an AdamW update (Moonshot's rule, 0.2 * sqrt(max(rows, cols))), so
+the two share one learning rate, one schedule and one weight decay.
+
+One optimizer with a `muon` flag per group, rather than two optimizers side by side: the training
+loop sets one learning rate on `param_groups`, and checkpoints flatten one `state_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+# Keller Jordan's quintic coefficients: five iterations bring every singular value into about [0.7, 1.2]
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def orthogonalize(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+    """The matrix nearest g with all singular values about 1 (Newton-Schulz on g / |g|)."""
+    a, b, c = NS_COEFFICIENTS
+    x = g.float() / (g.norm() + eps)
+    wide = x.shape[0] > x.shape[1]
+    if wide:
+        x = x.T
+    for _ in range(steps):
+        s = x @ x.T
+        x = a * x + (b * s + c * s @ s) @ x
+    return x.T if wide else x
+
+
+class MuonAdam(torch.optim.Optimizer):
+    """Groups with `muon=True` (2-D weights only) take Muon steps; the others take AdamW steps.
+
+    All groups share `lr` and decay weights decoupled, by `lr * weight_decay` a step, as AdamW does."""
+
+    def __init__(self, groups: list[dict], lr: float, betas=(0.9, 0.95), eps: float = 1e-8, momentum: float = 0.95):
+        for group in groups:
+            if group.get("muon") and any(p.ndim != 2 for p in group["params"]):
+                raise ValueError("MuonAdam: a muon group holds only 2-D weight matrices")
+        super().__init__(groups, dict(lr=lr, betas=betas, eps=eps, momentum=momentum, weight_decay=0.0, muon=False))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, wd = group["lr"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if wd:
+                    p.mul_(1 - lr * wd)
+                if group["muon"]:
+                    if not state:
+                        state["momentum"] = torch.zeros_like(p)
+                    buf, m = state["momentum"], group["momentum"]
+                    buf.lerp_(p.grad, 1 - m)
+                    update = orthogonalize(p.grad.lerp(buf, m))  # Nesterov
+                    p.add_(update.to(p.dtype), alpha=-lr * 0.2 * math.sqrt(max(p.shape)))
+                else:
+                    if not state:
+                        state["step"] = torch.zeros((), dtype=torch.float32)
+                        state["exp_avg"] = torch.zeros_like(p)
+                        state["exp_avg_sq"] = torch.zeros_like(p)
+                    b1, b2 = group["betas"]
+                    state["step"] += 1
+                    t = float(state["step"])
+                    state["exp_avg"].lerp_(p.grad, 1 - b1)
+                    state["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                    denom = (state["exp_avg_sq"] / (1 - b2**t)).sqrt_().add_(group["eps"])
+                    p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - b1**t))
+        return loss
