@@ -92,3 +92,15 @@ def test_a_muon_run_trains_a_world_and_records_its_optimizer(tiny_dataset, tiny_
 def test_an_unknown_optimizer_is_refused_by_name():
     with pytest.raises(SkyloopError, match="train.optimizer 'sgd'"):
         resolve_preset("tiny", ["train.optimizer=sgd"])
+
+
+def test_muon_scale_multiplies_only_the_hidden_matrices_steps():
+    def moved(scale):
+        vec, mat = torch.ones(4, requires_grad=True), torch.ones(6, 4, requires_grad=True)
+        opt = MuonAdam([{"params": [vec]}, {"params": [mat], "muon": True}], lr=1e-2, muon_scale=scale)
+        _grads([vec, mat], 0)
+        opt.step()
+        return (vec.detach() - 1).norm(), (mat.detach() - 1).norm()
+
+    (v1, m1), (v3, m3) = moved(1.0), moved(3.0)
+    assert torch.isclose(v3, v1) and torch.isclose(m3, 3 * m1)

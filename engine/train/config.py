@@ -33,6 +33,7 @@ class TrainConfig:
     wall_minutes: float = 0.0  # dynamics phase budget in wall-clock minutes (0 = none), the same way: for a GPU, whose
     #   process CPU time says little about the work done, and for a lent machine's fixed lease
     optimizer: str = "adamw"  # of the dynamics: adamw, or muon (Muon for the hidden matrices, AdamW for the rest, one lr)
+    muon_scale: float = 1.0  # with optimizer=muon: the hidden matrices' steps, times their RMS match to AdamW's
     weights: str = "float16"  # how the world file stores its weights: float16, or int8 (about 0.55x the size; a wider
     #   network within the 16 MiB a shipped world may weigh), or float32
 

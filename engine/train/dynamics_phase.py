@@ -69,7 +69,9 @@ class DynamicsPhase:
             ctx.say("dynamics: compiling the training step (a minute or two)")
             self.model = torch.compile(self.model)
         if cfg.optimizer == "muon":
-            self.optimizer = MuonAdam(self.dynamics.optimizer_groups(cfg.weight_decay, muon=True), lr=cfg.dynamics_lr, betas=(0.9, 0.95))
+            self.optimizer = MuonAdam(
+                self.dynamics.optimizer_groups(cfg.weight_decay, muon=True), lr=cfg.dynamics_lr, betas=(0.9, 0.95), muon_scale=cfg.muon_scale
+            )
         else:
             self.optimizer = torch.optim.AdamW(self.dynamics.optimizer_groups(cfg.weight_decay), lr=cfg.dynamics_lr, betas=(0.9, 0.95))
         self.rngs = {

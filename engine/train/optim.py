@@ -36,13 +36,15 @@ def orthogonalize(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.T
 class MuonAdam(torch.optim.Optimizer):
     """Groups with `muon=True` (2-D weights only) take Muon steps; the others take AdamW steps.
 
-    All groups share `lr` and decay weights decoupled, by `lr * weight_decay` a step, as AdamW does."""
+    All groups share `lr` (set by the training loop's schedule) and decay weights decoupled, by `lr * weight_decay` a step,
+    as AdamW does; a muon group's steps are `muon_scale` times larger (the RMS match equates a Muon step with a typical
+    AdamW step late in training; early on AdamW's steps are larger)."""
 
-    def __init__(self, groups: list[dict], lr: float, betas=(0.9, 0.95), eps: float = 1e-8, momentum: float = 0.95):
+    def __init__(self, groups: list[dict], lr: float, betas=(0.9, 0.95), eps: float = 1e-8, momentum: float = 0.95, muon_scale: float = 1.0):
         for group in groups:
             if group.get("muon") and any(p.ndim != 2 for p in group["params"]):
                 raise ValueError("MuonAdam: a muon group holds only 2-D weight matrices")
-        super().__init__(groups, dict(lr=lr, betas=betas, eps=eps, momentum=momentum, weight_decay=0.0, muon=False))
+        super().__init__(groups, dict(lr=lr, betas=betas, eps=eps, momentum=momentum, weight_decay=0.0, muon=False, muon_scale=muon_scale))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -64,7 +66,7 @@ class MuonAdam(torch.optim.Optimizer):
                     buf, m = state["momentum"], group["momentum"]
                     buf.lerp_(p.grad, 1 - m)
                     update = orthogonalize(p.grad.lerp(buf, m))  # Nesterov
-                    p.add_(update.to(p.dtype), alpha=-lr * 0.2 * math.sqrt(max(p.shape)))
+                    p.add_(update.to(p.dtype), alpha=-lr * group["muon_scale"] * 0.2 * math.sqrt(max(p.shape)))
                 else:
                     if not state:
                         state["step"] = torch.zeros((), dtype=torch.float32)
