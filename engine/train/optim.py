@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.optim.adam import adam
 
 # Keller Jordan's quintic coefficients: five iterations bring every singular value into about [0.7, 1.2]
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -53,30 +54,45 @@ class MuonAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, wd = group["lr"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if wd:
-                    p.mul_(1 - lr * wd)
-                if group["muon"]:
-                    if not state:
-                        state["momentum"] = torch.zeros_like(p)
-                    buf, m = state["momentum"], group["momentum"]
-                    buf.lerp_(p.grad, 1 - m)
-                    update = orthogonalize(p.grad.lerp(buf, m))  # Nesterov
-                    p.add_(update.to(p.dtype), alpha=-lr * group["muon_scale"] * 0.2 * math.sqrt(max(p.shape)))
-                else:
-                    if not state:
-                        state["step"] = torch.zeros((), dtype=torch.float32)
-                        state["exp_avg"] = torch.zeros_like(p)
-                        state["exp_avg_sq"] = torch.zeros_like(p)
-                    b1, b2 = group["betas"]
-                    state["step"] += 1
-                    t = float(state["step"])
-                    state["exp_avg"].lerp_(p.grad, 1 - b1)
-                    state["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                    denom = (state["exp_avg_sq"] / (1 - b2**t)).sqrt_().add_(group["eps"])
-                    p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - b1**t))
+            params = [p for p in group["params"] if p.grad is not None]
+            (self._muon if group["muon"] else self._adamw)(group, params)
         return loss
+
+    def _muon(self, group: dict, params: list[torch.Tensor]) -> None:
+        lr, m = group["lr"], group["momentum"]
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["momentum"] = torch.zeros_like(p)
+            p.mul_(1 - lr * group["weight_decay"])
+            buf = state["momentum"]
+            buf.lerp_(p.grad, 1 - m)
+            update = orthogonalize(p.grad.lerp(buf, m))  # Nesterov
+            p.add_(update.to(p.dtype), alpha=-lr * group["muon_scale"] * 0.2 * math.sqrt(max(p.shape)))
+
+    def _adamw(self, group: dict, params: list[torch.Tensor]) -> None:
+        """torch's own AdamW step (its functional form), with torch.optim.AdamW's state names."""
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = torch.zeros((), dtype=torch.float32)
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+        states = [self.state[p] for p in params]
+        b1, b2 = group["betas"]
+        adam(
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            [s["step"] for s in states],
+            decoupled_weight_decay=True,
+            amsgrad=False,
+            beta1=b1,
+            beta2=b2,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )
