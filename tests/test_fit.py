@@ -12,7 +12,7 @@ from engine.train.checkpoint import Checkpoint
 from engine.train.config import resolve_preset
 from engine.train.context import RunContext, lr_at
 from engine.train.distributed import Dist
-from engine.train.fit import fit
+from engine.train.fit import fit, steps_in_budget
 
 
 class LinePhase:
@@ -53,6 +53,9 @@ class LinePhase:
 
     def out_of_budget(self):
         return False
+
+    def budget_used(self):
+        return 0.0
 
     def state(self):
         return {}
@@ -95,3 +98,11 @@ def test_fit_trains_evaluates_and_resumes_where_an_unbroken_run_ends(tmp_path):
     assert steps == 40
     assert all(torch.equal(weights[k], resumed[k]) for k in weights)
     assert all(torch.equal(ema[k], resumed_ema[k]) for k in ema)
+
+
+def test_a_budgeted_bar_ends_where_the_budget_will_stop_it_not_at_the_planned_steps():
+    assert steps_in_budget(0, 0, 0.0, 0.0, 1_000_000) == 1_000_000  # no pace yet: the plan
+    assert steps_in_budget(100, 0, 0.25, 0.0, 1_000_000) == 400  # a quarter of the budget per 100 steps
+    assert steps_in_budget(300, 200, 0.75, 0.5, 1_000_000) == 400  # resumed: this session's pace, the earlier steps counted
+    assert steps_in_budget(100, 0, 0.25, 0.0, 250) == 250  # never past --steps
+    assert steps_in_budget(120, 0, 1.2, 0.0, 1_000_000) == 120  # overspent: the bar ends here

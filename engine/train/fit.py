@@ -10,6 +10,7 @@ get its loss; `train_step` is the step that `fit` runs and `skyloop bench train`
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
 
@@ -42,6 +43,7 @@ class Phase(Protocol):
     def loss(self, step: int) -> torch.Tensor: ...  # one batch through the model: the loss to minimise
     def evaluate(self, step: int) -> tuple[dict, str]: ...  # held-out metrics, and a line for the terminal
     def out_of_budget(self) -> bool: ...  # stop now (same answer on every rank)
+    def budget_used(self) -> float: ...  # share of the phase's CPU or wall-clock budget spent so far (0 when it has none)
     def state(self) -> dict: ...  # what else a checkpoint must hold (JSON)
     def restore(self, checkpoint: Checkpoint) -> None: ...  # the reverse of `state`
     def finish(self, steps: int, metrics: dict, save): ...  # after the last step: the phase's result
@@ -61,6 +63,16 @@ def train_step(phase: Phase, step: int, lr: float, grad_clip: float) -> torch.Te
         with torch.no_grad():
             torch._foreach_lerp_(list(phase.ema.parameters()), list(phase.trained.parameters()), 1 - decay)
     return loss
+
+
+def steps_in_budget(step: int, start: int, used: float, used_at_start: float, planned: int) -> int:
+    """The step a budgeted phase will stop at, from its pace in this session: `step` steps done, `start` of them
+    before this session, `used` share of the budget spent now and `used_at_start` when this session began.
+    Never more than `planned`; `planned` until the pace can be told (no step taken or no budget spent yet)."""
+    if step <= start or used <= used_at_start:
+        return planned
+    per_share = (step - start) / (used - used_at_start)
+    return min(planned, max(step, math.ceil(step + (1.0 - used) * per_share)))
 
 
 def fit(ctx: RunContext, phase: Phase, checkpoint: Checkpoint | None = None):
@@ -94,11 +106,14 @@ def fit(ctx: RunContext, phase: Phase, checkpoint: Checkpoint | None = None):
     total = phase.total
     bar = tqdm(total=total, initial=start, desc=phase.name, unit="step", disable=not ctx.progress, mininterval=1.0, dynamic_ncols=True)
     tick, seen = time.perf_counter(), 0
+    used_at_start = phase.budget_used()  # a budget's stop, not --steps, ends the bar (its ETA follows the budget)
     metrics: dict = {}
     for step in range(start, total):
         lr = phase.lr(step)
         loss = train_step(phase, step, lr, cfg.grad_clip)
         seen += phase.frames_per_step * dist.world
+        if used_at_start < 1.0 and (used := phase.budget_used()) > 0:
+            bar.total = steps_in_budget(step + 1, start, used, used_at_start, total)
         if (step + 1) % LOG_EVERY == 0 or step + 1 == total:
             now = time.perf_counter()
             rate = seen / (now - tick)  # frames per second through the model

@@ -77,6 +77,9 @@ class TokenizerPhase:
     def out_of_budget(self) -> bool:
         return False  # the CPU budget is the dynamics phase's
 
+    def budget_used(self) -> float:
+        return 0.0
+
     def state(self) -> dict:
         return {}
 
