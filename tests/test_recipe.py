@@ -258,18 +258,26 @@ def test_a_continued_world_can_get_a_longer_memory_but_not_another_shape(tiny_da
         train_world(tiny_dataset, wide, tmp_path / "wide.safetensors", run_dir=tmp_path / "wide", threads=1, progress=False, init_from=tiny_world)
 
 
-def test_a_continued_world_keeps_its_spatial_rope_and_can_be_given_one(tiny_world, tmp_path):
+def test_a_continued_world_keeps_its_spatial_rope_and_can_be_given_one(tiny_world, spatial_world):
     """dynamics.spatial_rope changes what the weights compute, so continuing a world keeps the world's setting (a
     spatial world continued without the flag must not lose it); no weight depends on it, so it may be switched on."""
     from engine.train.run import continued_preset
-    from tests.test_world import _rewrite_metadata
 
-    spatial = tmp_path / "spatial.safetensors"
-    _rewrite_metadata(tiny_world, spatial, lambda o, t: o["dynamics"].update(spatial_rope=True))
     plain = resolve_preset("tiny", steps=2)
-    assert continued_preset(plain, spatial).dynamics.spatial_rope
+    assert continued_preset(plain, spatial_world).dynamics.spatial_rope
     assert not continued_preset(plain, tiny_world).dynamics.spatial_rope
     assert continued_preset(resolve_preset("tiny", ["dynamics.spatial_rope=true"], steps=2), tiny_world).dynamics.spatial_rope
+
+
+def test_a_continued_world_takes_the_gentler_rate_unless_one_is_asked(tiny_world):
+    """A new world's peak rate shakes a trained one: --init-from without --lr continues at CONTINUE_LR; --lr wins."""
+    from engine.train.config import CONTINUE_LR
+    from engine.train.run import continued_preset
+
+    assert resolve_preset("tiny").train.dynamics_lr != CONTINUE_LR
+    assert continued_preset(resolve_preset("tiny", steps=2), tiny_world).train.dynamics_lr == CONTINUE_LR
+    assert continued_preset(resolve_preset("tiny", lr=1e-3, steps=2), tiny_world).train.dynamics_lr == 1e-3
+    assert resolve_preset("small").train.dynamics_lr == 2.4e-3  # new dynamics: the rate measured best (docs/ablations.md)
 
 
 def test_a_continued_world_can_grow_deeper_starting_as_the_same_function(tiny_dataset, tiny_world, tmp_path):

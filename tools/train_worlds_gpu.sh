@@ -13,7 +13,9 @@
 # continue the shipped world; "tokenizer": new dynamics on the shipped world's tokenizer, e.g. FROM_maze=tokenizer
 # SET_maze="--set tokenizer.patch=1" for dynamics on the finer 8x8 token grid, or SET_maze="--set dynamics.spatial_rope=true"
 # for attention that reads places relative to each other, +1.5 dB on one step at 18 CPU-minutes: docs/ablations.md;
-# at 206 steps, a 4x learning rate gained 1.7 dB more, and Muon ("--set train.optimizer=muon --set train.muon_scale=10") the same).
+# new dynamics gained 1.7 dB one step from a 4x learning rate at 206 and 512 CPU steps (batch 32: 2.4e-3, now the preset's),
+# so new dynamics here want more than LR's 4e-4, which is for continued worlds: e.g. LR=1.6e-3, not yet measured at batch 128;
+# Muon, "--set train.optimizer=muon --set train.muon_scale=10", equalled the 4x rate).
 # Every run logs to OUT/<world>.log; a world that fails does not stop the others.
 # The recipe of each world is its best row in docs/ablations.md: self forcing on half the windows (own rollouts of
 # 1-6 context frames); overworld also gets a 16-frame context, for the terrain it forgets past 8 frames.

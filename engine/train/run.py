@@ -70,13 +70,13 @@ GROWABLE = ("depth",)  # shape fields a continued world may increase: its weight
 
 def continued_preset(preset: Preset, world: Path) -> Preset:
     """The preset for continuing a world (--init-from): the world's network shape and its (benchmarked) sampler,
-    this run's recipe. A weightless field (the context length) set to something other than the preset's default is
+    this run's recipe, at CONTINUE_LR unless --lr was given. A weightless field (the context length) set to something other than the preset's default is
     kept, so a world can be taught a longer memory; a larger depth is kept too (the world's blocks load among new
     identity blocks: Dynamics.load_shallower); any other shape field set differently from the world is an error
     (it used to be dropped without a word)."""
     from dataclasses import replace
 
-    from engine.train.config import get_preset
+    from engine.train.config import CONTINUE_LR, get_preset
     from engine.train.tokenizer_phase import asked_patch
     from engine.world.bundle import read_spec
 
@@ -106,7 +106,11 @@ def continued_preset(preset: Preset, world: Path) -> Preset:
             print(f"note: dynamics.{name} {theirs} -> {mine} for the continued world (no weights depend on it)")
             continue
         shape[name] = theirs
-    return replace(preset, tokenizer=spec.tokenizer, dynamics=replace(preset.dynamics, **shape), sampler=spec.sampler)
+    train = preset.train
+    if train.dynamics_lr == get_preset(preset.name).train.dynamics_lr:  # not asked (--lr): a continued world's gentler rate
+        print(f"note: continuing at lr {CONTINUE_LR:g}, not a new world's {train.dynamics_lr:g} (--lr sets it)")
+        train = replace(train, dynamics_lr=CONTINUE_LR)
+    return replace(preset, tokenizer=spec.tokenizer, dynamics=replace(preset.dynamics, **shape), sampler=spec.sampler, train=train)
 
 
 def check_compatible(checkpoint: Checkpoint, preset: Preset, dataset: Dataset, where: Path) -> None:
