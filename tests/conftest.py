@@ -55,6 +55,30 @@ def tiny_world(tiny_dataset, tmp_path_factory):
     return out
 
 
+def rewrite_metadata(src, dst, edit):
+    """Copies a world file to `dst` through `edit(metadata_object, tensors)`: a world the trainer would not write."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save_file as save_np
+
+    with safe_open(str(src), framework="np") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    obj = json.loads(meta["skyloop"])
+    edit(obj, tensors)
+    meta["skyloop"] = json.dumps(obj)
+    save_np(tensors, str(dst), metadata=meta)
+
+
+@pytest.fixture(scope="session")
+def spatial_world(tiny_world, tmp_path_factory):
+    """The tiny world's weights with dynamics.spatial_rope on (no weight depends on it: the same weights, other scores)."""
+    out = tmp_path_factory.mktemp("spatial") / "spatial.safetensors"
+    rewrite_metadata(tiny_world, out, lambda o, t: o["dynamics"].update(spatial_rope=True))
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_export(tiny_world, tmp_path_factory):
     from engine.export.onnx_export import export_world

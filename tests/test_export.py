@@ -183,14 +183,12 @@ def test_cli_export_and_speed_bench(tiny_world, tmp_path, cli):
     assert report["machine"]["cpu"] and report["results"]["onnx"]["providers"] == ["CPUExecutionProvider"]
 
 
-def test_onnx_parity_of_a_world_whose_tokens_are_rotated_by_place(tiny_world, tmp_path):
+def test_onnx_parity_of_a_world_whose_tokens_are_rotated_by_place(tiny_world, spatial_world, tmp_path):
     """dynamics.spatial_rope adds constant tables the step graph must carry: parity with a batch of rollouts and with the
     doubled batch of key guidance, and the flag must change what the world draws."""
     from engine.export.onnx_export import export_world
-    from tests.test_world import _rewrite_metadata
 
-    spatial = tmp_path / "spatial.safetensors"
-    _rewrite_metadata(tiny_world, spatial, lambda o, t: o["dynamics"].update(spatial_rope=True))  # same weights
+    spatial = spatial_world  # the tiny world's weights
     bundle = export_world(spatial, tmp_path / "spatial")
     keys = np.random.default_rng(3).integers(0, 2, (10, 3, 4)).astype(np.uint8)
     keys[:, :, 0] = 1

@@ -78,8 +78,11 @@ def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, 
     """Self forcing too: its own random draws are part of the checkpoint."""
     from safetensors.numpy import load_file
 
-    ref = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "ref.safetensors", tmp_path / "ref", *recipe), cwd=ROOT, capture_output=True, text=True)
-    assert ref.returncode == 0, ref.stderr
+    # the unbroken run beside the one that gets killed (one thread each: the same numbers either way, half the wall time)
+    ref_log = open(tmp_path / "ref.log", "w")  # a file, not a pipe: nothing reads it until the end
+    ref = subprocess.Popen(
+        _train_cmd(tiny_dataset, tmp_path / "ref.safetensors", tmp_path / "ref", *recipe), cwd=ROOT, stdout=ref_log, stderr=subprocess.STDOUT
+    )
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         _train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, *recipe), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -102,6 +105,9 @@ def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, 
     again = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, *recipe, "--resume"), cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "dynamics: resuming at step" in again.stdout
+    ref.wait(timeout=300)
+    ref_log.close()
+    assert ref.returncode == 0, (tmp_path / "ref.log").read_text()
     a, b = load_file(str(tmp_path / "ref.safetensors")), load_file(str(tmp_path / "w.safetensors"))
     assert a.keys() == b.keys()
     assert all(np.array_equal(a[k], b[k]) for k in a), "resumed training differs from the unbroken run"

@@ -9,6 +9,7 @@ from safetensors.numpy import save_file
 from engine.errors import SkyloopError
 from engine.world.bundle import BundleError, load_bundle, read_spec
 from engine.world.session import World
+from tests.conftest import rewrite_metadata
 
 
 def test_bundle_carries_everything_play_needs(tiny_world, tiny_dataset):
@@ -81,10 +82,10 @@ def test_int8_weights_whose_scales_do_not_fit_are_named(tiny_world, tmp_path):
     cli_main(["pack", str(tiny_world), "--weights", "int8", "--out", str(packed)])
     name = "dynamics.blocks.0.qkv.weight.int8_scale"
     bad = tmp_path / "bad.safetensors"
-    _rewrite_metadata(packed, bad, lambda o, t: t.update({name: t[name][:-1]}))
+    rewrite_metadata(packed, bad, lambda o, t: t.update({name: t[name][:-1]}))
     with pytest.raises(BundleError, match="do not match their scales"):
         World.load(bad)
-    _rewrite_metadata(packed, bad, lambda o, t: t.pop(name))
+    rewrite_metadata(packed, bad, lambda o, t: t.pop(name))
     with pytest.raises(BundleError, match="int8 weights without scales"):
         World.load(bad)
 
@@ -225,29 +226,16 @@ def test_garbage_file_says_not_safetensors(tmp_path):
         World.load(path)
 
 
-def _rewrite_metadata(src, dst, edit):
-    from safetensors import safe_open
-    from safetensors.numpy import save_file as save_np
-
-    with safe_open(str(src), framework="np") as fh:
-        meta = dict(fh.metadata())
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    obj = json.loads(meta["skyloop"])
-    edit(obj, tensors)
-    meta["skyloop"] = json.dumps(obj)
-    save_np(tensors, str(dst), metadata=meta)
-
-
 def test_other_format_version_is_named(tiny_world, tmp_path):
     path = tmp_path / "future.safetensors"
-    _rewrite_metadata(tiny_world, path, lambda o, t: o.update(format_version=99))
+    rewrite_metadata(tiny_world, path, lambda o, t: o.update(format_version=99))
     with pytest.raises(BundleError, match="version 99"):
         World.load(path)
 
 
 def test_weights_that_do_not_match_the_config_are_named(tiny_world, tmp_path):
     path = tmp_path / "mismatch.safetensors"
-    _rewrite_metadata(tiny_world, path, lambda o, t: o["dynamics"].update(width=128, heads=4))
+    rewrite_metadata(tiny_world, path, lambda o, t: o["dynamics"].update(width=128, heads=4))
     with pytest.raises(BundleError, match="dynamics weights do not match"):
         World.load(path)
 
