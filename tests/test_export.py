@@ -188,12 +188,11 @@ def test_onnx_parity_of_a_world_whose_tokens_are_rotated_by_place(tiny_world, sp
     doubled batch of key guidance, and the flag must change what the world draws."""
     from engine.export.onnx_export import export_world
 
-    spatial = spatial_world  # the tiny world's weights
-    bundle = export_world(spatial, tmp_path / "spatial")
+    bundle = export_world(spatial_world, tmp_path / "spatial")
     keys = np.random.default_rng(3).integers(0, 2, (10, 3, 4)).astype(np.uint8)
     keys[:, :, 0] = 1
     out = {}
-    for name, path, backend in (("plain", tiny_world, "torch"), ("torch", spatial, "torch"), ("onnx", bundle, "onnx")):
+    for name, path, backend in (("plain", tiny_world, "torch"), ("torch", spatial_world, "torch"), ("onnx", bundle, "onnx")):
         for guided in (False, True):
             sampler = {"key_guidance": 1.0, "guided_steps": 2} if guided else None
             world = World.load(path, backend=backend, sampler=sampler)

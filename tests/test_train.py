@@ -79,10 +79,10 @@ def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, 
     from safetensors.numpy import load_file
 
     # the unbroken run beside the one that gets killed (one thread each: the same numbers either way, half the wall time)
-    ref_log = open(tmp_path / "ref.log", "w")  # a file, not a pipe: nothing reads it until the end
-    ref = subprocess.Popen(
-        _train_cmd(tiny_dataset, tmp_path / "ref.safetensors", tmp_path / "ref", *recipe), cwd=ROOT, stdout=ref_log, stderr=subprocess.STDOUT
-    )
+    with open(tmp_path / "ref.log", "w") as ref_log:  # a file, not a pipe: nothing reads it until the end (the child keeps its copy)
+        ref = subprocess.Popen(
+            _train_cmd(tiny_dataset, tmp_path / "ref.safetensors", tmp_path / "ref", *recipe), cwd=ROOT, stdout=ref_log, stderr=subprocess.STDOUT
+        )
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         _train_cmd(tiny_dataset, tmp_path / "w.safetensors", run_dir, *recipe), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -106,7 +106,6 @@ def test_a_killed_run_resumes_and_ends_where_an_unbroken_run_does(tiny_dataset, 
     assert again.returncode == 0, again.stderr
     assert "dynamics: resuming at step" in again.stdout
     ref.wait(timeout=300)
-    ref_log.close()
     assert ref.returncode == 0, (tmp_path / "ref.log").read_text()
     a, b = load_file(str(tmp_path / "ref.safetensors")), load_file(str(tmp_path / "w.safetensors"))
     assert a.keys() == b.keys()

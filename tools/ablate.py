@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--world", help="bench this world, trained elsewhere (e.g. on a GPU): its metadata gives init, settings, steps and time")
     ap.add_argument("--data", default="data/maze", help="dataset (default data/maze)")
     ap.add_argument("--cpu-minutes", type=float, default=0.0, help="process-CPU budget of the dynamics training; 0 = bench the init world")
-    ap.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4: a continued world, not a new one)")
+    ap.add_argument("--lr", type=float, help="peak learning rate (default: the rate skyloop train gives a continued world, CONTINUE_LR)")
     ap.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE", help="recipe settings (skyloop train --set)")
     ap.add_argument("--note", default="", help="a few words for the row")
     args = ap.parse_args()
@@ -119,8 +119,7 @@ def main() -> None:
             str(run_dir),
             "--steps",
             "1000000",
-            "--lr",
-            str(args.lr),
+            *(["--lr", str(args.lr)] if args.lr is not None else []),
             "--compile",
             "--no-progress",
             "--set",

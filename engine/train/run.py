@@ -70,10 +70,10 @@ GROWABLE = ("depth",)  # shape fields a continued world may increase: its weight
 
 def continued_preset(preset: Preset, world: Path) -> Preset:
     """The preset for continuing a world (--init-from): the world's network shape and its (benchmarked) sampler,
-    this run's recipe, at CONTINUE_LR unless --lr was given. A weightless field (the context length) set to something other than the preset's default is
-    kept, so a world can be taught a longer memory; a larger depth is kept too (the world's blocks load among new
-    identity blocks: Dynamics.load_shallower); any other shape field set differently from the world is an error
-    (it used to be dropped without a word)."""
+    this run's recipe, at CONTINUE_LR unless --lr was given. A weightless field (the context length) set to something
+    other than the preset's default is kept, so a world can be taught a longer memory; a larger depth is kept too (the
+    world's blocks load among new identity blocks: Dynamics.load_shallower); any other shape field set differently
+    from the world is an error (it used to be dropped without a word)."""
     from dataclasses import replace
 
     from engine.train.config import CONTINUE_LR, get_preset
