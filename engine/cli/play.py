@@ -38,16 +38,14 @@ def _play_source(args):
     return _world_source(path, args)
 
 
-VIDEO_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".mkv", ".webm")
-
-
 def cmd_play(args) -> int:
     from engine.play.session import PlaySession
+    from engine.world.context_files import CLIP_SUFFIXES
 
     if args.from_ and not Path(args.from_).exists():
         raise SkyloopError(f"{args.from_}: no such image or clip")
     out = Path(args.out)
-    if out.suffix.lower() in VIDEO_SUFFIXES and not out.is_dir():  # `--out clip.mp4` made a folder named clip.mp4
+    if out.suffix.lower() in (*CLIP_SUFFIXES, ".gif") and not out.is_dir():  # `--out clip.mp4` made a folder named clip.mp4
         raise SkyloopError(
             f"--out {args.out}: --out names the folder that clips, logs and screenshots go to (each clip is named by its time "
             f"and world), not a video file; pass a folder, e.g. --out {out.with_suffix('')}"
