@@ -80,27 +80,6 @@ def spatial_world(tiny_world, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def cells_world(tiny_world, tmp_path_factory):
-    """The tiny world with dynamics.cell_convs = 4: its weights plus random ones for the cell convolutions (the refine
-    one too, which a new world starts at zero, so that the convolutions change what the world draws)."""
-    import numpy as np
-    import torch
-
-    from engine.dynamics.model import Dynamics, DynamicsConfig
-
-    def add_cells(obj, tensors):
-        obj["dynamics"].update(cell_convs=4, token_patch=obj["tokenizer"]["patch"])
-        torch.manual_seed(0)
-        for name, value in Dynamics(DynamicsConfig.from_json(obj["dynamics"])).state_dict().items():
-            if name.startswith("cells_"):
-                tensors[f"dynamics.{name}"] = (torch.randn_like(value) * 0.2).numpy().astype(np.float16)
-
-    out = tmp_path_factory.mktemp("cells") / "cells.safetensors"
-    rewrite_metadata(tiny_world, out, add_cells)
-    return out
-
-
-@pytest.fixture(scope="session")
 def tiny_export(tiny_world, tmp_path_factory):
     from engine.export.onnx_export import export_world
 

@@ -10,7 +10,6 @@ from engine.dynamics.sampler import FlowSampler, SamplerConfig
 
 CFG = DynamicsConfig(token_dim=8, token_grid=(2, 3), num_keys=3, context=4, width=32, depth=2, heads=2)
 SPATIAL = dataclasses.replace(CFG, spatial_rope=True)
-CELLS = DynamicsConfig(token_dim=12, token_grid=(2, 4), token_patch=2, num_keys=3, context=4, width=32, depth=2, heads=2, cell_convs=5)  # 3 channels a cell
 
 
 def random_model(cfg=CFG, seed=0):
@@ -71,7 +70,7 @@ def test_keys_condition_the_prediction():
 @pytest.mark.parametrize(
     "frames, window, cfg",
     # inside one window, wrapping the ring twice; short histories (history guidance); tokens rotated by place too
-    [(3, None, CFG), (11, None, CFG), (11, 1, CFG), (11, 2, CFG), (11, None, SPATIAL), (11, None, CELLS)],
+    [(3, None, CFG), (11, None, CFG), (11, 1, CFG), (11, 2, CFG), (11, None, SPATIAL)],
 )
 def test_cached_step_equals_full_recompute(frames, window, cfg):
     model = random_model(cfg)
@@ -345,40 +344,3 @@ def test_dynamics_settings_from_older_and_newer_world_files():
     assert DynamicsConfig.from_json(saved | {"motion_weight": 4.0}) == DynamicsConfig()
     with pytest.raises(ValueError, match="unknown dynamics settings warp_drive"):
         DynamicsConfig.from_json(saved | {"warp_drive": 1})
-
-
-def test_cell_convolutions_regroup_tokens_as_the_tokenizer_does_and_reach_across_token_borders():
-    """dynamics.cell_convs: tokens -> cell grid is the tokenizer's own grouping (b c (h p1) (w p2) -> b (h w) (c p1 p2))
-    inverted exactly; the head starts as the linear one (zero refine), and once trained a cell's output depends on the
-    token next to it (the convolutions reach across the border), which the linear head's cannot."""
-    from einops import rearrange
-
-    model = random_model(CELLS)
-    (gh, gw), p, c = CELLS.token_grid, CELLS.token_patch, CELLS.cell_channels
-    grid = torch.randn(4, c, gh * p, gw * p)
-    tokens = rearrange(grid, "b c (h p1) (w p2) -> b (h w) (c p1 p2)", p1=p, p2=p).reshape(2, 2, gh * gw, -1)  # [B=2, F=2, N, D]
-    assert torch.equal(model._to_cells(tokens), grid)
-    assert torch.equal(model._to_tokens(grid, 2), tokens)
-
-    fresh = Dynamics(CELLS)  # as built: the refine convolution is zero, the head is token_out alone
-    x, cond = torch.randn(1, 1, gh * gw, CELLS.width), torch.randn(1, 1, CELLS.width)
-    shift, scale = fresh.modulation_out(cond)[:, :, None].chunk(2, dim=-1)
-    assert torch.equal(fresh._out(x, cond), fresh.token_out(fresh.norm_out(x) * (1 + scale) + shift))
-
-    b, w, n, d = 1, CELLS.context, CELLS.tokens_per_frame, CELLS.token_dim
-    g = torch.Generator().manual_seed(2)
-    args = [torch.randn(b, w, n, d, generator=g), torch.rand(b, w, generator=g), torch.randn(b, w, n, d, generator=g), torch.rand(b, w, generator=g)]
-    keys = torch.ones(b, w + 1, 3)
-    with torch.no_grad():
-        model.spatial_pos.zero_()
-        for blk in model.blocks:  # no attention or MLP: a token's output can only come from the cells around it
-            for layer in (blk.proj, blk.mlp[2]):
-                layer.weight.zero_()
-                layer.bias.zero_()
-        base = model(*args, keys)
-        moved = [a.clone() for a in args]
-        moved[2][:, -1, 0] += 1.0  # the last target's token (0, 0), cells 0-1 of 8 columns: in-convolution to column 2,
-        out = model(*moved, keys)  # tokens of columns 0-3, two out-convolutions to column 5: token (0, 2), not (0, 3)
-    assert not torch.allclose(out[:, -1, 2], base[:, -1, 2], atol=1e-4), "the cells did not see across token borders"
-    assert torch.allclose(out[:, -1, 3], base[:, -1, 3], atol=1e-6), "the convolutions reached further than three cells"
-    assert torch.allclose(out[:, :-1], base[:, :-1], atol=1e-6), "a frame's convolutions reached another frame"

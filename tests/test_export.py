@@ -201,19 +201,3 @@ def test_onnx_parity_of_a_world_whose_tokens_are_rotated_by_place(tiny_world, sp
     for guided in (False, True):
         assert np.abs(out["torch", guided] - out["onnx", guided]).max() <= 1e-3
         assert np.abs(out["torch", guided] - out["plain", guided]).max() > 1e-3, "spatial_rope changed nothing"
-
-
-def test_onnx_parity_of_a_world_with_cell_convolutions(tiny_world, cells_world, tmp_path):
-    """dynamics.cell_convs regroups tokens into cell grids in the step graph: parity with a batch of rollouts (the
-    graph's reshapes must keep any batch), and the convolutions must change what the world draws."""
-    from engine.export.onnx_export import export_world
-
-    bundle = export_world(cells_world, tmp_path / "cells")
-    keys = np.random.default_rng(4).integers(0, 2, (8, 3, 4)).astype(np.uint8)
-    out = {}
-    for name, path, backend in (("plain", tiny_world, "torch"), ("torch", cells_world, "torch"), ("onnx", bundle, "onnx")):
-        world = World.load(path, backend=backend)
-        world.reset([None, 1, 2], seed=0)
-        out[name] = np.stack([world.step_unit(k) for k in keys])
-    assert np.abs(out["torch"] - out["onnx"]).max() <= 1e-3
-    assert np.abs(out["torch"] - out["plain"]).max() > 1e-3, "cell_convs changed nothing"

@@ -39,7 +39,6 @@ from einops import repeat
 class DynamicsConfig:
     token_dim: int = 64  # D: size of one latent patch (tokenizer's C * p * p)
     token_grid: tuple[int, int] = (4, 4)  # tokens of one frame as (rows, cols); N = rows * cols
-    token_patch: int = 2  # latent cells per token side (the tokenizer's patch p): a token is C * p * p numbers, (c p1 p2)
     num_keys: int = 6  # K: length of the held-keys vector
     context: int = 8  # W: frames of context the model attends to
     width: int = 256  # transformer width
@@ -50,9 +49,6 @@ class DynamicsConfig:
     spatial_rope: bool = False  # also rotate an eighth of each head's dimension pairs by the token's row and column, so
     #   attention can read "the token beside me in the last frame" the same way everywhere on the grid (relative, not
     #   learned per absolute position): what a turn or strafe needs, which shifts the picture by part of a token
-    cell_convs: int = 0  # channels of 3x3 convolutions over the latent cells on the way into and out of the transformer
-    #   (0 = none): a token's embedding also sees the cells around it, and each output cell is refined from the cells
-    #   around it, across token borders: what a turn's shift of part of a token needs (a token covers p x p cells)
     shared_modulation: bool = True  # adaLN-single (PixArt-alpha): one modulation layer for all blocks plus a learned
     #   table per block, instead of a 6*d*d layer in every block (2.4 M fewer parameters at width 256, depth 6)
     short_context_p: float = 0.5  # training: share of windows whose targets see only their last 1..short_context_max
@@ -78,11 +74,6 @@ class DynamicsConfig:
     @property
     def tokens_per_frame(self) -> int:
         return self.token_grid[0] * self.token_grid[1]
-
-    @property
-    def cell_channels(self) -> int:
-        """C: channels of one latent cell (token_dim = C * token_patch ** 2)."""
-        return self.token_dim // self.token_patch**2
 
     @property
     def head_dim(self) -> int:
@@ -262,18 +253,7 @@ class Dynamics(nn.Module):
             nn.init.zeros_(self.modulation.bias)
         self.modulation_out = nn.Linear(d, 2 * d)
         self.token_out = nn.Linear(d, cfg.token_dim)
-        zero = [self.modulation_out, self.token_out]
-        if cfg.cell_convs:
-            if cfg.token_dim != cfg.cell_channels * cfg.token_patch**2:
-                raise ValueError(f"dynamics.cell_convs: tokens of {cfg.token_dim} are not {cfg.token_patch}x{cfg.token_patch} cells")
-            h, cells = cfg.cell_convs, cfg.cell_convs * cfg.token_patch**2
-            self.cells_in = nn.Conv2d(cfg.cell_channels, h, 3, padding=1)  # each cell with the 8 around it
-            self.cells_embed = nn.Linear(cells, d)  # a token's cells' features, added to its embedding
-            self.cells_out = nn.Linear(d, cells)  # the transformer's token features, per cell
-            self.cells_mix = nn.Conv2d(h, h, 3, padding=1)
-            self.cells_refine = nn.Conv2d(h, cfg.cell_channels, 3, padding=1)  # zero: the head starts as token_out alone
-            zero.append(self.cells_refine)
-        for layer in zero:
+        for layer in (self.modulation_out, self.token_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -286,25 +266,7 @@ class Dynamics(nn.Module):
 
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, F, N, D] -> [B, F, N, d]."""
-        x = self.token_in(tokens) + self.spatial_pos
-        if self.cfg.cell_convs:
-            x = x + self.cells_embed(self._to_tokens(F.silu(self.cells_in(self._to_cells(tokens))), tokens.shape[1]))
-        return x
-
-    def _to_cells(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[B, F, N, c * p * p] (a token's cells as the tokenizer groups them, (c p1 p2)) -> the frames' cell grids
-        [B * F, c, rows * p, cols * p]. Reshapes with -1, so an exported graph keeps any batch."""
-        (gh, gw), p = self.cfg.token_grid, self.cfg.token_patch
-        c = tokens.shape[-1] // (p * p)
-        x = tokens.reshape(-1, gh, gw, c, p, p).permute(0, 3, 1, 4, 2, 5)  # (bf) c gh p1 gw p2
-        return x.reshape(-1, c, gh * p, gw * p)
-
-    def _to_tokens(self, cells: torch.Tensor, frames: int) -> torch.Tensor:
-        """_to_cells' inverse: [B * F, c, rows * p, cols * p] -> [B, F, N, c * p * p]."""
-        (gh, gw), p = self.cfg.token_grid, self.cfg.token_patch
-        c = cells.shape[1]
-        x = cells.reshape(-1, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5)  # (bf) gh gw c p1 p2
-        return x.reshape(-1, frames, gh * gw, c * p * p)
+        return self.token_in(tokens) + self.spatial_pos
 
     def _rope_tables(self, times: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """times [B, F'] (F' = frames, or 1 for one time shared by every frame) -> (cos, sin) [B, 1, frames * N, n (+ s)]:
@@ -322,12 +284,7 @@ class Dynamics(nn.Module):
     def _out(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """x [B, F, N, d], cond [B, F, d] -> clean-token predictions [B, F, N, D]."""
         shift, scale = self.modulation_out(cond)[:, :, None].chunk(2, dim=-1)
-        h = self.norm_out(x) * (1 + scale) + shift
-        out = self.token_out(h)
-        if self.cfg.cell_convs:
-            cells = F.silu(self.cells_mix(F.silu(self._to_cells(self.cells_out(h)))))
-            out = out + self._to_tokens(self.cells_refine(cells), x.shape[1])
-        return out
+        return self.token_out(self.norm_out(x) * (1 + scale) + shift)
 
     # ---- full sequence (training, and the reference for the cached step) ----
     def load_shallower(self, state: dict[str, torch.Tensor]) -> list[int]:
@@ -479,9 +436,8 @@ class Dynamics(nn.Module):
         b = held.shape[0]
         return err[:b], err[b:], graded
 
-    # layers that map into or out of the token, key and noise-level spaces, and the cell convolutions: Adam, not Muon (its
-    #   rule is for hidden matrices)
-    EDGE_LAYERS = ("token_in.", "keys_in.", "sigma_in.0.", "token_out.", "cells_")
+    # layers that map into or out of the token, key and noise-level spaces: Adam, not Muon (its rule is for hidden matrices)
+    EDGE_LAYERS = ("token_in.", "keys_in.", "sigma_in.0.", "token_out.")
 
     def optimizer_groups(self, weight_decay: float, muon: bool = False) -> list[dict]:
         """Optimizer groups: matrices decay; norms, biases and position tables do not.

@@ -82,7 +82,7 @@ class Preset:
             tok.check()
         except ValueError as exc:
             raise SkyloopError(f"preset {self.name}: {exc}; collect at a size that divides, e.g. 64x64 or 64x96") from exc
-        dyn = replace(self.dynamics, token_dim=tok.token_dim, token_grid=tok.token_grid, token_patch=tok.patch, num_keys=num_keys)
+        dyn = replace(self.dynamics, token_dim=tok.token_dim, token_grid=tok.token_grid, num_keys=num_keys)
         return replace(self, tokenizer=tok, dynamics=dyn)
 
     def to_json(self) -> dict:

@@ -52,7 +52,6 @@ def split_episodes(dataset: Dataset, holdout: float, say, limit: int | None = No
 ARCHITECTURE = (
     "token_dim",
     "token_grid",
-    "token_patch",
     "num_keys",
     "context",
     "width",
@@ -62,7 +61,6 @@ ARCHITECTURE = (
     "rope_period",
     "shared_modulation",
     "spatial_rope",
-    "cell_convs",
 )
 
 
@@ -95,7 +93,7 @@ def continued_preset(preset: Preset, world: Path) -> Preset:
     shape = {}
     for name in ARCHITECTURE:
         mine, theirs = getattr(preset.dynamics, name), getattr(spec.dynamics, name)
-        asked = mine != getattr(default, name) and name not in ("token_dim", "token_grid", "token_patch", "num_keys")  # those follow the data
+        asked = mine != getattr(default, name) and name not in ("token_dim", "token_grid", "num_keys")  # those follow the data
         if asked and mine != theirs:
             if name in GROWABLE and mine > theirs:
                 print(f"note: dynamics.{name} {theirs} -> {mine}: the world's weights load into the larger network, new parts start as identity")

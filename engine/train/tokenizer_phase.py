@@ -149,9 +149,7 @@ def reuse_tokenizer(ctx: RunContext) -> Tokenizer:
         tcfg = replace(tcfg, patch=patch)
         tokenizer.cfg = tcfg
         ctx.say(f"tokenizer: tokens of {patch}x{patch} latent cells: {tcfg.tokens_per_frame} tokens of {tcfg.token_dim} per frame")
-    ctx.preset = replace(
-        ctx.preset, tokenizer=tcfg, dynamics=replace(ctx.preset.dynamics, token_dim=tcfg.token_dim, token_grid=tcfg.token_grid, token_patch=tcfg.patch)
-    )
+    ctx.preset = replace(ctx.preset, tokenizer=tcfg, dynamics=replace(ctx.preset.dynamics, token_dim=tcfg.token_dim, token_grid=tcfg.token_grid))
     eval_frames = frame_pool(ctx.holdout_episodes)
     ctx.tokenizer_psnr = tokenizer_psnr(tokenizer, eval_frames[:: max(1, len(eval_frames) // 256)], ctx.dist.device)
     ctx.say(f"tokenizer: taken from {ctx.tokenizer_from}, held-out PSNR {ctx.tokenizer_psnr:.2f} dB on this data")
